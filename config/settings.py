@@ -1,0 +1,153 @@
+"""Django settings for siyu.
+
+Everything that differs between a laptop and a fleet comes from the environment:
+``SIYU_HOME`` (data directory, default ``./var``), ``DATABASE_URL`` (PostgreSQL instead of
+the embedded SQLite), ``REDIS_URL`` (Huey on Redis instead of SQLite), ``SIYU_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from siyu.core.home import siyu_home, load_or_create_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SIYU_HOME = siyu_home()
+
+SECRET_KEY = os.environ.get("SIYU_SECRET_KEY") or load_or_create_key("django-secret", 50)
+# Separate key for PII encryption and lookup hashes: rotating the session key must not
+# make every stored phone number unreadable.
+SIYU_PII_KEY = os.environ.get("SIYU_PII_KEY") or load_or_create_key("pii-key", 32)
+
+DEBUG = os.environ.get("SIYU_DEBUG", "0") == "1"
+ALLOWED_HOSTS = [h for h in os.environ.get("SIYU_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("SIYU_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "huey.contrib.djhuey",
+    "siyu.core",
+    "siyu.accounts",
+    "siyu.channels",
+    "siyu.contacts",
+    "siyu.communities",
+    "siyu.console",
+    "siyu.worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "siyu.console.middleware.WorkspaceLocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "siyu.console.context.console_context",
+            ],
+        },
+    },
+]
+
+SQLITE_PATH = SIYU_HOME / "siyu.sqlite3"
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(SQLITE_PATH),
+            "OPTIONS": {
+                # WAL lets readers run beside the one writer; IMMEDIATE makes a write
+                # transaction take the lock up front instead of failing half-way.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "siyu" / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = SIYU_HOME / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = SIYU_HOME / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "/console/login/"
+LOGIN_REDIRECT_URL = "/console/"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Huey: SQLite storage on one machine, Redis for many consumers on many machines.
+if os.environ.get("SIYU_HUEY_IMMEDIATE") == "1":
+    HUEY = {"huey_class": "huey.MemoryHuey", "name": "siyu", "immediate": True}
+elif os.environ.get("REDIS_URL"):
+    HUEY = {
+        "huey_class": "huey.PriorityRedisHuey",
+        "name": "siyu",
+        "url": os.environ["REDIS_URL"],
+        "immediate": False,
+        "consumer": {"workers": int(os.environ.get("SIYU_WORKERS", "4")), "worker_type": "thread"},
+    }
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "siyu",
+        "filename": str(SIYU_HOME / "huey.sqlite3"),
+        "immediate": False,
+        "consumer": {"workers": int(os.environ.get("SIYU_WORKERS", "2")), "worker_type": "thread"},
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("SIYU_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+NINJA_PAGINATION_PER_PAGE = 50

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from siyu.api.urls import api
+from siyu.core.views import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+    path("console/", include("siyu.console.urls")),
+    path("", include("siyu.console.root_urls")),
+]

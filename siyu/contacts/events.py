@@ -1,0 +1,58 @@
+"""Timeline records (客户动态). Append-only; the idempotency key makes a replay a no-op."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from siyu.contacts.models import Contact, ContactEvent
+
+
+class EventKind:
+    ADDED = "added"
+    UPDATED = "updated"
+    TAGGED = "tagged"
+    UNTAGGED = "untagged"
+    JOINED_GROUP = "joined_group"
+    LEFT_GROUP = "left_group"
+    MESSAGE = "message"
+    ORDER = "order"
+    SCAN = "scan"
+    MERGED = "merged"
+    CONSENT = "consent"
+    OWNER_CHANGED = "owner_changed"
+
+    ALL = (ADDED, UPDATED, TAGGED, UNTAGGED, JOINED_GROUP, LEFT_GROUP, MESSAGE, ORDER, SCAN, MERGED, CONSENT, OWNER_CHANGED)
+
+
+def record_timeline(
+    contact: Contact,
+    kind: str,
+    *,
+    idempotency_key: str,
+    data: dict[str, Any] | None = None,
+    occurred_at: dt.datetime | None = None,
+) -> tuple[ContactEvent, bool]:
+    """Append one event to the contact's timeline; returns (event, created). A second call
+    with the same key returns the first event and changes nothing."""
+    key = idempotency_key[:200]
+    existing = ContactEvent.objects.filter(workspace_id=contact.workspace_id, idempotency_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            event = ContactEvent.objects.create(
+                workspace_id=contact.workspace_id,
+                contact=contact,
+                kind=kind,
+                occurred_at=occurred_at or timezone.now(),
+                data=data or {},
+                idempotency_key=key,
+            )
+    except IntegrityError:
+        # A concurrent writer stored the same fact first.
+        return ContactEvent.objects.get(workspace_id=contact.workspace_id, idempotency_key=key), False
+    return event, True
