@@ -1,0 +1,202 @@
+"""Groups (社群) API: groups with positioning, and their members."""
+
+
+import datetime as dt
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Status, Query, Router, Schema
+from ninja.pagination import paginate
+from pydantic import Field
+
+from siyu.accounts.permissions import Perm, require
+from siyu.api.auth import me, ws
+from siyu.api.common import ERRORS, Page
+from siyu.communities import actions
+from siyu.communities.models import Group, Membership
+from siyu.communities.queries import groups_with_counts
+from siyu.contacts.queries import get_visible_contact
+from siyu.core.errors import NotFound
+
+router = Router(tags=["groups"])
+
+
+class GroupOut(Schema):
+    id: int
+    name: str
+    channel_account_id: int | None
+    external_id: str
+    group_type: str
+    horizon: str
+    ends_on: dt.date | None
+    vision: str
+    rights: str
+    threshold: str
+    threshold_detail: str
+    rules_text: str
+    capacity: int
+    owner_id: int | None
+    admin_ids: list[int]
+    member_count: int
+    created_at: dt.datetime
+    archived_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_admin_ids(obj: Group) -> list[int]:
+        return sorted(s.pk for s in obj.admins.all())
+
+
+class GroupIn(Schema):
+    name: str = Field(min_length=1, max_length=100)
+    group_type: str = "traffic"
+    horizon: str = "long_term"
+    ends_on: dt.date | None = None
+    vision: str = Field("", max_length=200)
+    rights: str = Field("", max_length=2000)
+    threshold: str = "none"
+    threshold_detail: str = Field("", max_length=200)
+    rules_text: str = Field("", max_length=5000)
+    capacity: int = 200
+    owner_id: int | None = None
+    channel_account_id: int | None = None
+    external_id: str = Field("", max_length=200)
+
+
+class GroupPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    group_type: str | None = None
+    horizon: str | None = None
+    ends_on: dt.date | None = None
+    vision: str | None = Field(None, max_length=200)
+    rights: str | None = Field(None, max_length=2000)
+    threshold: str | None = None
+    threshold_detail: str | None = Field(None, max_length=200)
+    rules_text: str | None = Field(None, max_length=5000)
+    capacity: int | None = None
+    owner_id: int | None = None
+    admin_ids: list[int] | None = None
+
+
+def _group(request: HttpRequest, group_id: int) -> Group:
+    require(me(request), Perm.VIEW_GROUPS)
+    return groups_with_counts(ws(request)).prefetch_related("admins").get_in_workspace(ws(request), pk=group_id)  # type: ignore[no-any-return]
+
+
+@router.get("/groups", response={200: list[GroupOut], **ERRORS})
+@paginate(Page)
+def list_groups(request: HttpRequest, group_type: str | None = None, horizon: str | None = None, archived: bool = False) -> Any:
+    require(me(request), Perm.VIEW_GROUPS)
+    qs = groups_with_counts(ws(request)).prefetch_related("admins").filter(archived_at__isnull=not archived)
+    if group_type:
+        qs = qs.filter(group_type=group_type)
+    if horizon:
+        qs = qs.filter(horizon=horizon)
+    return qs.order_by("-created_at", "-id")
+
+
+def _fields(data: dict[str, Any]) -> dict[str, Any]:
+    if "owner_id" in data:
+        data["owner"] = data.pop("owner_id")
+    if "channel_account_id" in data:
+        data["channel_account"] = data.pop("channel_account_id")
+    if "admin_ids" in data:
+        data["admins"] = data.pop("admin_ids")
+    return data
+
+
+@router.post("/groups", response={201: GroupOut, **ERRORS})
+def create_group(request: HttpRequest, payload: GroupIn) -> Any:
+    data = _fields(payload.dict())
+    group = actions.do_create_group(ws(request), me(request), name=data.pop("name"), **data)
+    return Status(201, _group(request, group.pk))
+
+
+@router.get("/groups/{int:group_id}", response={200: GroupOut, **ERRORS})
+def get_group(request: HttpRequest, group_id: int) -> Any:
+    return _group(request, group_id)
+
+
+@router.patch("/groups/{int:group_id}", response={200: GroupOut, **ERRORS})
+def update_group(request: HttpRequest, group_id: int, payload: GroupPatch) -> Any:
+    actions.do_update_group(_group(request, group_id), me(request), **_fields(payload.dict(exclude_unset=True)))
+    return _group(request, group_id)
+
+
+@router.post("/groups/{int:group_id}/archive", response={200: GroupOut, **ERRORS})
+def archive_group(request: HttpRequest, group_id: int) -> Any:
+    actions.do_archive_group(_group(request, group_id), me(request))
+    return _group(request, group_id)
+
+
+class MemberOut(Schema):
+    id: int
+    contact_id: int
+    contact_name: str
+    role: str
+    role_assigned: bool
+    join_source: str
+    joined_at: dt.datetime
+    left_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_contact_name(obj: Membership) -> str:
+        return obj.contact.name
+
+
+class MemberIn(Schema):
+    contact_id: int
+    join_source: str = Field("", max_length=64)
+    role: str | None = None
+
+
+class MemberPatch(Schema):
+    role: str
+
+
+class MemberFilters(Schema):
+    include_left: bool = False
+    role: str | None = None
+
+
+@router.get("/groups/{int:group_id}/members", response={200: list[MemberOut], **ERRORS})
+@paginate(Page)
+def list_members(request: HttpRequest, group_id: int, filters: Query[MemberFilters]) -> Any:
+    group = _group(request, group_id)
+    qs = Membership.objects.in_workspace(ws(request)).filter(group=group).select_related("contact")
+    if not filters.include_left:
+        qs = qs.filter(left_at__isnull=True)
+    if filters.role:
+        qs = qs.filter(role=filters.role)
+    return qs.order_by("joined_at", "id")
+
+
+def _open_membership(request: HttpRequest, group: Group, contact_id: int) -> Membership:
+    membership = (
+        Membership.objects.in_workspace(ws(request))
+        .select_related("contact", "group")
+        .filter(group=group, contact_id=contact_id, left_at__isnull=True)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("no such member in this group", code="member_not_found")
+    return membership
+
+
+@router.post("/groups/{int:group_id}/members", response={201: MemberOut, 200: MemberOut, **ERRORS})
+def add_member(request: HttpRequest, group_id: int, payload: MemberIn) -> Any:
+    group = _group(request, group_id)
+    contact = get_visible_contact(ws(request), me(request), payload.contact_id)
+    membership, created = actions.do_add_member(group, contact, me(request), join_source=payload.join_source, role=payload.role)
+    return Status(201 if created else 200, membership)
+
+
+@router.patch("/groups/{int:group_id}/members/{int:contact_id}", response={200: MemberOut, **ERRORS})
+def set_member_role(request: HttpRequest, group_id: int, contact_id: int, payload: MemberPatch) -> Any:
+    membership = _open_membership(request, _group(request, group_id), contact_id)
+    return actions.do_set_member_role(membership, me(request), role=payload.role)
+
+
+@router.delete("/groups/{int:group_id}/members/{int:contact_id}", response={200: MemberOut, **ERRORS})
+def remove_member(request: HttpRequest, group_id: int, contact_id: int, reason: str = "") -> Any:
+    membership = _open_membership(request, _group(request, group_id), contact_id)
+    return actions.do_remove_member(membership, me(request), reason=reason[:300])
