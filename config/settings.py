@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from siyu.core.home import siyu_home, load_or_create_key
+from siyu.core.home import load_or_create_key, siyu_home
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SIYU_HOME = siyu_home()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import json
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-import json
 
 from siyu.accounts.models import AuditEntry, Staff
 from siyu.core.models import Workspace

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Status, File, Form, Query, Router, Schema, UploadedFile
+from ninja import File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.pagination import paginate
 from pydantic import Field
 
@@ -16,7 +16,7 @@ from siyu.api.common import ERRORS, Page
 from siyu.channels.models import ChannelAccount
 from siyu.contacts import actions
 from siyu.contacts.models import Contact, ContactEvent
-from siyu.contacts.queries import contact_tags, filter_contacts, get_visible_contact, resolve_tags, visible_contacts
+from siyu.contacts.queries import filter_contacts, get_visible_contact, resolve_tags, visible_contacts
 from siyu.contacts.rules import explain_contact
 
 router = Router(tags=["contacts"])

@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Status, Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import Field
 
@@ -79,7 +79,10 @@ class GroupPatch(Schema):
 
 def _group(request: HttpRequest, group_id: int) -> Group:
     require(me(request), Perm.VIEW_GROUPS)
-    return groups_with_counts(ws(request)).prefetch_related("admins").get_in_workspace(ws(request), pk=group_id)  # type: ignore[no-any-return]
+    group = groups_with_counts(ws(request)).prefetch_related("admins").filter(pk=group_id).first()
+    if group is None:
+        raise NotFound("group not found")
+    return group
 
 
 @router.get("/groups", response={200: list[GroupOut], **ERRORS})

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Count
 from django.http import HttpRequest
-from ninja import Status, Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from siyu.accounts.permissions import Perm, require

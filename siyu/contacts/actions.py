@@ -227,8 +227,8 @@ def do_create_profile_field(
 ) -> ProfileField:
     """Define a custom profile field. Records ``profile_field.created``."""
     require(actor, Perm.MANAGE_TAGS)
-    from django.core.validators import validate_slug
     from django.core.exceptions import ValidationError
+    from django.core.validators import validate_slug
 
     try:
         validate_slug(key)
@@ -581,7 +581,7 @@ def do_merge_contacts(primary: Contact, duplicate: Contact, actor: Staff | None)
         consents = set(Consent.objects.filter(contact=primary).values_list("purpose", flat=True))
         Consent.objects.filter(contact=duplicate).exclude(purpose__in=consents).update(contact=primary)
         primary.updated_at = timezone.now()
-        primary.save(update_fields=sorted(set(fill)) + ["updated_at"])
+        primary.save(update_fields=[*sorted(set(fill)), "updated_at"])
         duplicate.merged_into = primary
         duplicate.updated_at = timezone.now()
         duplicate.save(update_fields=["merged_into", "updated_at"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any, TypeVar
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
 
 from siyu.core.errors import NotFound
@@ -43,7 +43,7 @@ M = TypeVar("M", bound=models.Model)
 
 
 class WorkspaceQuerySet(models.QuerySet[M]):
-    def in_workspace(self, workspace: Workspace | int) -> "WorkspaceQuerySet[M]":
+    def in_workspace(self, workspace: Workspace | int) -> WorkspaceQuerySet[M]:
         ws_id = workspace if isinstance(workspace, int) else workspace.pk
         return self.filter(workspace_id=ws_id)
 
@@ -52,7 +52,7 @@ class WorkspaceQuerySet(models.QuerySet[M]):
         row looks exactly like a row that does not exist)."""
         try:
             return self.in_workspace(workspace).get(**lookup)
-        except (self.model.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+        except (ObjectDoesNotExist, ValueError, TypeError, ValidationError) as exc:
             raise NotFound(f"{self.model._meta.verbose_name} not found") from exc
 
 

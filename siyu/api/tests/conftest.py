@@ -14,22 +14,22 @@ class ApiClient:
 
     def __init__(self, token: str | None) -> None:
         self.client = Client()
-        self.headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def get(self, path: str, data: Any = None) -> Any:
-        return self.client.get(f"/api/v1{path}", data, **self.headers)
+        return self.client.get(f"/api/v1{path}", data, headers=self.headers)
 
     def post(self, path: str, data: Any = None) -> Any:
-        return self.client.post(f"/api/v1{path}", data or {}, content_type="application/json", **self.headers)
+        return self.client.post(f"/api/v1{path}", data or {}, content_type="application/json", headers=self.headers)
 
     def patch(self, path: str, data: Any) -> Any:
-        return self.client.patch(f"/api/v1{path}", data, content_type="application/json", **self.headers)
+        return self.client.patch(f"/api/v1{path}", data, content_type="application/json", headers=self.headers)
 
     def put(self, path: str, data: Any) -> Any:
-        return self.client.put(f"/api/v1{path}", data, content_type="application/json", **self.headers)
+        return self.client.put(f"/api/v1{path}", data, content_type="application/json", headers=self.headers)
 
     def delete(self, path: str) -> Any:
-        return self.client.delete(f"/api/v1{path}", **self.headers)
+        return self.client.delete(f"/api/v1{path}", headers=self.headers)
 
 
 @pytest.fixture
