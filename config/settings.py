@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "siyu.channels",
     "siyu.contacts",
     "siyu.communities",
+    "siyu.moderation",
     "siyu.console",
     "siyu.worker",
 ]
@@ -90,6 +91,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
+            # A file, not memory, so that tests with threads, a live server or a real
+            # worker process see the same database with real locking.
+            "TEST": {"NAME": str(SIYU_HOME / "test.sqlite3")},
         }
     }
 
@@ -152,3 +156,7 @@ LOGGING = {
 }
 
 NINJA_PAGINATION_PER_PAGE = 50
+
+if os.environ.get("SIYU_TESTING") == "1":
+    # Tests create many staff accounts; the production hasher costs ~0.3 s per password.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -24,6 +24,7 @@ class Perm(StrEnum):
     MANAGE_STAFF = "staff.manage"
     VIEW_AUDIT = "audit.view"
     MANAGE_WORKSPACE = "workspace.manage"
+    OPERATE_CHANNELS = "channels.operate"  # inbox/outbox retry, staff tasks
 
 
 _OPERATOR = {
@@ -37,6 +38,7 @@ _OPERATOR = {
     Perm.MANAGE_RULES,
     Perm.MANAGE_GROUPS,
     Perm.VIEW_GROUPS,
+    Perm.OPERATE_CHANNELS,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {

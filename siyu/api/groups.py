@@ -34,6 +34,7 @@ class GroupOut(Schema):
     threshold: str
     threshold_detail: str
     rules_text: str
+    welcome_message: str
     capacity: int
     owner_id: int | None
     admin_ids: list[int]
@@ -56,6 +57,7 @@ class GroupIn(Schema):
     threshold: str = "none"
     threshold_detail: str = Field("", max_length=200)
     rules_text: str = Field("", max_length=5000)
+    welcome_message: str = Field("", max_length=2000)
     capacity: int = 200
     owner_id: int | None = None
     channel_account_id: int | None = None
@@ -72,6 +74,7 @@ class GroupPatch(Schema):
     threshold: str | None = None
     threshold_detail: str | None = Field(None, max_length=200)
     rules_text: str | None = Field(None, max_length=5000)
+    welcome_message: str | None = Field(None, max_length=2000)
     capacity: int | None = None
     owner_id: int | None = None
     admin_ids: list[int] | None = None

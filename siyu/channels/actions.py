@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from siyu.accounts.events import record_audit
 from siyu.accounts.models import Staff
 from siyu.accounts.permissions import Perm, require
-from siyu.channels.models import ChannelAccount, ChannelKind
+from siyu.channels.models import ChannelAccount, ChannelKind, StaffTask, StaffTaskStatus
 from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
 
@@ -26,3 +27,42 @@ def do_create_channel_account(
         if created:
             record_audit(workspace, actor, "channel_account.created", target=account, after={"kind": kind, "name": name})
     return account
+
+
+def do_create_staff_task(
+    workspace_id: int,
+    *,
+    kind: str,
+    title: str,
+    detail: dict | None = None,
+    account: ChannelAccount | None = None,
+    assignee: Staff | None = None,
+    dedupe_key: str = "",
+) -> tuple[StaffTask, bool]:
+    """Ask a person to do what the channel cannot (remove a WeCom group member, retry a
+    failed transfer...). Idempotent by ``dedupe_key``. Records ``staff_task.created``."""
+    with transaction.atomic():
+        if dedupe_key:
+            existing = StaffTask.objects.filter(workspace_id=workspace_id, dedupe_key=dedupe_key).first()
+            if existing is not None:
+                return existing, False
+        task = StaffTask.objects.create(
+            workspace_id=workspace_id, account=account, kind=kind, title=title[:200], detail=detail or {}, assignee=assignee,
+            dedupe_key=dedupe_key[:200],
+        )
+        record_audit(task.workspace, None, "staff_task.created", target=task, summary=title[:300])
+    return task, True
+
+
+def do_close_staff_task(task: StaffTask, actor: Staff | None, *, status: str = StaffTaskStatus.DONE) -> StaffTask:
+    """Mark a staff task done or dismissed. Records ``staff_task.closed``."""
+    require(actor, Perm.OPERATE_CHANNELS)
+    if status not in (StaffTaskStatus.DONE, StaffTaskStatus.DISMISSED):
+        raise ValidationFailed("status must be done or dismissed", code="invalid_status")
+    if task.status != StaffTaskStatus.OPEN:
+        return task
+    with transaction.atomic():
+        task.status, task.done_at = status, timezone.now()
+        task.save(update_fields=["status", "done_at"])
+        record_audit(task.workspace, actor, "staff_task.closed", target=task, after={"status": status})
+    return task

@@ -12,7 +12,7 @@ from siyu.accounts.events import record_audit
 from siyu.accounts.models import Staff
 from siyu.accounts.permissions import Perm, require
 from siyu.channels.models import ChannelAccount
-from siyu.communities.models import Group, GroupType, Horizon, MemberRole, Membership, Threshold
+from siyu.communities.models import Group, GroupMessage, GroupType, Horizon, MemberRole, Membership, Threshold
 from siyu.contacts.actions import schedule_rule_evaluation
 from siyu.contacts.events import EventKind, record_timeline
 from siyu.contacts.models import Contact
@@ -21,7 +21,7 @@ from siyu.core.models import Workspace
 
 GROUP_FIELDS = (
     "name", "group_type", "horizon", "ends_on", "vision", "rights", "threshold", "threshold_detail",
-    "rules_text", "capacity", "owner", "external_id", "channel_account",
+    "rules_text", "welcome_message", "capacity", "owner", "external_id", "channel_account",
 )
 MAX_CAPACITY = 2000
 
@@ -198,3 +198,42 @@ def do_set_member_role(membership: Membership, actor: Staff | None, *, role: str
         membership.save(update_fields=["role", "role_assigned"])
         record_audit(membership.group.workspace, actor, "member.role_set", target=membership, before={"role": before}, after={"role": role})
     return membership
+
+
+def do_ensure_group(account: ChannelAccount, external_id: str, *, name: str = "", created_at: dt.datetime | None = None) -> tuple[Group, bool]:
+    """The group behind a channel room/chat id, created the first time it is seen;
+    a changed name is kept up to date. Returns (group, created)."""
+    group = Group.objects.filter(channel_account=account, external_id=external_id).first()
+    if group is not None:
+        if name and name != group.name:
+            before = group.name
+            group.name = name[:100]
+            group.save(update_fields=["name"])
+            record_audit(group.workspace, None, "group.renamed", target=group, before={"name": before}, after={"name": group.name})
+        return group, False
+    workspace = Workspace.objects.get(pk=account.workspace_id)
+    return do_create_group(workspace, None, name=(name or external_id)[:100], channel_account=account, external_id=external_id,
+                           created_at=created_at), True
+
+
+def do_record_group_message(
+    group: Group, sender: Contact | None, *, external_id: str, text: str, msgtype: str = "text", data: dict[str, Any] | None = None,
+    sent_at: dt.datetime | None = None,
+) -> tuple[GroupMessage, bool]:
+    """Store a message seen in a group (once per platform message id) and add it to the
+    sender's timeline. Returns (message, created)."""
+    existing = GroupMessage.objects.filter(group=group, external_id=external_id).first()
+    if existing is not None:
+        return existing, False
+    when = sent_at or timezone.now()
+    with transaction.atomic():
+        message = GroupMessage.objects.create(
+            workspace_id=group.workspace_id, group=group, sender=sender, external_id=external_id[:255], msgtype=msgtype[:32],
+            text=text, data=data or {}, sent_at=when,
+        )
+        if sender is not None:
+            record_timeline(
+                sender, EventKind.MESSAGE, idempotency_key=f"msg:{group.pk}:{external_id}"[:200],
+                data={"group_id": group.pk, "group": group.name, "text": text[:200], "msgtype": msgtype}, occurred_at=when,
+            )
+    return message, True

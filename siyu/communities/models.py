@@ -53,6 +53,9 @@ class Group(WorkspaceOwned):
     threshold = models.CharField(max_length=16, choices=Threshold.choices, default=Threshold.NONE)
     threshold_detail = models.CharField(max_length=200, blank=True, default="")
     rules_text = models.TextField(blank=True, default="")
+    welcome_message = models.TextField(
+        blank=True, default="", help_text="posted when someone joins; {name} and {group} are filled in"
+    )
     capacity = models.PositiveIntegerField(default=200)
     owner = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_groups")
     admins = models.ManyToManyField(Staff, blank=True, related_name="admin_groups")
@@ -90,3 +93,21 @@ class Membership(WorkspaceOwned):
             )
         ]
         indexes = [models.Index(fields=["group", "left_at"])]
+
+
+class GroupMessage(WorkspaceOwned):
+    """A message seen in a group (from the channel's inbound pipeline)."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="group_messages")
+    external_id = models.CharField(max_length=255)
+    msgtype = models.CharField(max_length=32, default="text")
+    text = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    sent_at = models.DateTimeField(db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["group", "external_id"], name="group_message_unique_external_id")]
+        indexes = [models.Index(fields=["group", "sent_at"])]

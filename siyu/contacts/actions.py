@@ -618,3 +618,33 @@ def do_set_consent(
             record_audit(contact.workspace, actor, "consent.changed", target=contact, before=before, after={"purpose": purpose, **after})
     return consent
 
+
+
+def do_ensure_contact_for_identity(
+    account: ChannelAccount,
+    external_id: str,
+    *,
+    name: str = "",
+    unionid: str = "",
+    source_channel: str = "",
+    source_campaign: str = "",
+    owner: Staff | None = None,
+    created_at: dt.datetime | None = None,
+) -> tuple[Contact, bool]:
+    """The contact behind a channel identity, created (with first-touch attribution) the
+    first time the identity is seen; returns (contact, created). A merged contact
+    resolves to the one it was merged into."""
+    identity = ChannelIdentity.objects.select_related("contact").filter(account=account, external_id=external_id).first()
+    if identity is not None:
+        contact = identity.contact
+        while contact.merged_into_id is not None:
+            contact = Contact.objects.get(pk=contact.merged_into_id)
+        return contact, False
+    workspace = Workspace.objects.get(pk=account.workspace_id)
+    with transaction.atomic():
+        contact = do_create_contact(
+            workspace, None, name=(name or external_id)[:100], source_channel=source_channel, source_campaign=source_campaign,
+            owner=owner, created_at=created_at,
+        )
+        do_add_identity(contact, None, account=account, external_id=external_id, unionid=unionid)
+    return contact, True

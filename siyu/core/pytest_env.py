@@ -9,3 +9,4 @@ import tempfile
 
 os.environ.setdefault("SIYU_HOME", tempfile.mkdtemp(prefix="siyu-test-"))
 os.environ.setdefault("SIYU_HUEY_IMMEDIATE", "1")
+os.environ.setdefault("SIYU_TESTING", "1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
 
 from siyu.core.models import Workspace
 
@@ -40,3 +40,54 @@ def tag_rules_hourly() -> None:
     hourly pass over every workspace keeps rule tags true."""
     for ws_id in Workspace.objects.values_list("pk", flat=True):
         run_tag_rules_task(ws_id)
+
+
+@db_task(retries=4, retry_delay=2)
+def process_inbox_task(inbox_id: int) -> str:
+    """Process one stored inbound event (exactly once; a retry of a processed row is a no-op)."""
+    from siyu.channels.inbox import process
+
+    return process(inbox_id)
+
+
+@db_task()
+def deliver_outbox_task(outbox_id: int) -> str:
+    """Try one outbox send; the outbox itself schedules retries with backoff."""
+    from siyu.channels.outbox import deliver
+
+    return deliver(outbox_id)
+
+
+def sweep_channels() -> dict[str, int]:
+    """Re-schedule work a dead worker left behind: outbox rows that are due or whose lease
+    expired, inbox rows still pending."""
+    from siyu.channels.inbox import pending_ids
+    from siyu.channels.outbox import due_ids
+
+    outbox = due_ids()
+    for pk in outbox:
+        deliver_outbox_task(pk)
+    inbox = pending_ids()
+    for pk in inbox:
+        process_inbox_task(pk)
+    return {"outbox": len(outbox), "inbox": len(inbox)}
+
+
+@db_periodic_task(crontab(minute="*"))
+def channels_sweeper() -> dict[str, int]:
+    return sweep_channels()
+
+
+@HUEY.on_startup()
+def _sweep_on_startup() -> None:
+    # A consumer that starts after a crash picks up what the dead one left at once,
+    # instead of waiting for the next minute's sweep. Errors must not stop the consumer.
+    try:
+        from django.db import close_old_connections
+
+        close_old_connections()
+        sweep_channels()
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).exception("startup sweep failed")
