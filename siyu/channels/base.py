@@ -61,6 +61,21 @@ class Capability(StrEnum):
 
 
 class InboundKind(StrEnum):
+    """Normalised inbound kinds and the ``data`` keys each carries (``?`` = optional).
+
+    - contact_added: external_id, staff_id?, name?, state?, welcome_code?, unionid?
+    - contact_updated: external_id, staff_id?
+    - contact_deleted: external_id, staff_id?, by ("staff" | "customer")
+    - transfer_failed: external_id, staff_id?, fail_reason?
+    - group_created / group_updated: group_id, group_name?, change?, join_scene?, member_change_count?
+    - group_dismissed: group_id
+    - member_joined: group_id, member_id, member_name?, group_name?, join_source?, state?
+    - member_left: group_id, member_id, member_name?, reason? ("left" | "kicked" | "banned")
+    - message: sender_id, message_id, text, msgtype?, group_id? (absent for a direct message),
+      sender_name?, group_name?, from_bot?, sender_is_staff?
+    - tags_changed: change (create | update | delete | shuffle), tag_id?, tag_group_id?
+    """
+
     CONTACT_ADDED = "contact_added"
     CONTACT_UPDATED = "contact_updated"
     CONTACT_DELETED = "contact_deleted"  # by staff or by the customer (data says which)
