@@ -76,7 +76,7 @@ TEMPLATES = [
     },
 ]
 
-SQLITE_PATH = SIYU_HOME / "siyu.sqlite3"
+SQLITE_PATH = Path(os.environ.get("SIYU_SQLITE_PATH") or SIYU_HOME / "siyu.sqlite3")
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
@@ -156,6 +156,9 @@ LOGGING = {
 }
 
 NINJA_PAGINATION_PER_PAGE = 50
+
+# How long a worker holds an outbox row it is sending before another may retry it.
+SIYU_OUTBOX_LEASE_SECONDS = float(os.environ.get("SIYU_OUTBOX_LEASE_SECONDS", "60"))
 
 if os.environ.get("SIYU_TESTING") == "1":
     # Tests create many staff accounts; the production hasher costs ~0.3 s per password.
