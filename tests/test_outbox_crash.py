@@ -39,7 +39,7 @@ def _consumer(huey_home: Path) -> subprocess.Popen[bytes]:
     env.pop("DATABASE_URL", None)
     # the PII key must match the test process's, which lives in its SIYU_HOME
     env["SIYU_PII_KEY"] = __import__("django.conf").conf.settings.SIYU_PII_KEY
-    log = open(huey_home / "consumer.log", "ab")  # noqa: SIM115 - closed with the process
+    log = open(huey_home / "consumer.log", "ab")
     return subprocess.Popen([sys.executable, "-m", "django", "run_huey"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
