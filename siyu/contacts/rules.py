@@ -197,14 +197,27 @@ def do_create_tag_rule(
             workspace=workspace, name=name.strip() or str(tag), tag=tag, conditions=clean, match=match, remove_when_unmet=remove_when_unmet
         )
         record_audit(workspace, actor, "tag_rule.created", target=rule, after={"tag": str(tag), "conditions": clean, "match": match})
-
-        def _first_pass() -> None:
-            from siyu.worker.tasks import run_tag_rules_task
-
-            run_tag_rules_task(workspace.pk)
-
-        transaction.on_commit(_first_pass)
+        schedule_full_pass(workspace.pk)
     return rule
+
+
+def schedule_full_pass(workspace_id: int) -> None:
+    """After commit, run the workspace's rules over every contact — once, however many
+    rules the transaction created (the demo creates several in one go)."""
+    from django.db import connection
+
+    # Django keeps the pending callbacks on the connection; look for ours by a marker.
+    for _sids, func, *_ in connection.run_on_commit:
+        if getattr(func, "siyu_full_pass", None) == workspace_id:
+            return
+
+    def _full_pass() -> None:
+        from siyu.worker.tasks import run_tag_rules_task
+
+        run_tag_rules_task(workspace_id)
+
+    _full_pass.siyu_full_pass = workspace_id  # type: ignore[attr-defined]
+    transaction.on_commit(_full_pass)
 
 
 def do_update_tag_rule(rule: TagRule, actor: Staff | None, *, conditions: Any = None, is_active: bool | None = None, name: str | None = None) -> TagRule:
