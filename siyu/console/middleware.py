@@ -25,5 +25,7 @@ class WorkspaceLocaleMiddleware:
         translation.activate(chosen)
         request.LANGUAGE_CODE = chosen
         response = self.get_response(request)
-        response.headers.setdefault("Content-Language", chosen)
+        # The console may switch to the workspace's language once it knows the
+        # workspace, after this middleware ran: report what was actually used.
+        response.headers.setdefault("Content-Language", translation.get_language() or chosen)
         return response
