@@ -21,7 +21,7 @@ from siyu.communities.models import Membership
 from siyu.contacts.actions import do_ensure_contact_for_identity, do_record_event
 from siyu.contacts.models import Contact
 
-DEFAULT_WELCOME = "你好 {name}，欢迎添加！有任何问题随时找我～"
+DEFAULT_WELCOME = "你好{name}，欢迎添加！有任何问题随时找我～"
 WELCOME_CODE_TTL = dt.timedelta(seconds=20)  # WeCom: a welcome_code is usable for 20 s, once
 
 Handler = Callable[[ChannelAccount, InboxEvent], str]
@@ -29,7 +29,12 @@ Handler = Callable[[ChannelAccount, InboxEvent], str]
 
 def split_state(state: str) -> tuple[str, str]:
     """A 「联系我」/join-way ``state`` (≤ 30 chars) names the source: ``channel`` or
-    ``channel:campaign``."""
+    ``channel:campaign``. A live-code state (``lc:<code>``) or a fission sharer's state
+    (``fx:<invite>``) resolves to the code's acquisition channel and campaign."""
+    from siyu.acquisition.queries import resolve_state
+
+    if (resolved := resolve_state(state)) is not None:
+        return resolved
     channel, _, campaign = (state or "").partition(":")
     return channel[:64], campaign[:64]
 
@@ -53,9 +58,11 @@ def on_contact_added(account: ChannelAccount, event: InboxEvent) -> str:
         from siyu.channels.outbox import do_enqueue
 
         text = (account.config or {}).get("welcome_message") or DEFAULT_WELCOME
+        # WeCom add events carry no customer name; never greet someone by their raw id.
+        name = contact.name if contact.name != contact_external_id(event) else ""
         do_enqueue(account, Command(
             CommandKind.SEND_WELCOME, f"welcome:{account.pk}:{welcome_code}", contact_external_id(event),
-            {"welcome_code": welcome_code, "text": text.format(name=contact.name),
+            {"welcome_code": welcome_code, "text": text.format_map(_Safe(name=name)),
              "expires_at": (event.occurred_at + WELCOME_CODE_TTL).isoformat()},
         ))
     return "ok"
@@ -154,6 +161,67 @@ def on_message(account: ChannelAccount, event: InboxEvent) -> str:
     return "ok"
 
 
+#: group changes after which the member list (and name) is fetched again from the platform
+RECONCILE_CHANGES = ("add_member", "del_member", "change_name")
+
+
+def on_group_updated(account: ChannelAccount, event: InboxEvent) -> str:
+    """A group changed. Where the adapter can fetch the group (WeCom ``groupchat/get``),
+    open memberships are reconciled with the platform's member list: customers who are
+    in it but not open here join (the join way's state, else the join scene, as join
+    source); open memberships of customers no longer in it close. Elsewhere the group
+    and its name are only ensured."""
+    from siyu.contacts.models import ChannelIdentity
+
+    data = event.data
+    group, _ = do_ensure_group(account, str(data["group_id"]), name=data.get("group_name", ""))
+    fetch_group = getattr(adapter_for(account), "fetch_group", None)
+    if data.get("change") not in RECONCILE_CHANGES or not callable(fetch_group):
+        return "ok"
+    detail = fetch_group(group.external_id)
+    if detail.get("name"):
+        group, _ = do_ensure_group(account, group.external_id, name=detail["name"])
+    if group.archived_at is not None:
+        return "group archived"
+    customers = {m["member_id"]: m for m in detail.get("members", []) if not m.get("is_staff")}
+    open_rows = Membership.objects.filter(group=group, left_at__isnull=True).select_related("contact", "group")
+    identities = dict(
+        ChannelIdentity.objects.filter(account=account, contact__in=[m.contact for m in open_rows]).values_list("contact_id", "external_id")
+    )
+    present = set()
+    reason = "kicked" if data.get("quit_scene") == 2 else "left"
+    for membership in open_rows:
+        external_id = identities.get(membership.contact_id)
+        if external_id in customers:
+            present.add(external_id)
+        elif external_id is not None:
+            do_remove_member(membership, None, reason=reason, left_at=event.occurred_at)
+    for member_id, member in customers.items():
+        if member_id in present:
+            continue
+        channel, campaign = split_state(member.get("state", ""))
+        contact, _ = do_ensure_contact_for_identity(
+            account, member_id, name=member.get("name", ""), unionid=member.get("unionid", ""),
+            source_channel=channel, source_campaign=campaign, created_at=member.get("joined_at") or event.occurred_at,
+        )
+        do_add_member(group, contact, None, join_source=member.get("join_source", ""),
+                      joined_at=member.get("joined_at") or event.occurred_at, idempotency_key=f"in:{event.pk}:{member_id}")
+    return "ok"
+
+
+def on_tags_changed(account: ChannelAccount, event: InboxEvent) -> str:
+    """The platform's tag library changed: mirror the whole WeCom corp tag library into
+    the tag group 「企业微信标签」 (create / rename / delete through the contacts tag
+    actions). Channels without a corp tag library ignore the event."""
+    fetch_corp_tags = getattr(adapter_for(account), "fetch_corp_tags", None)
+    if not callable(fetch_corp_tags):
+        return "ignored"
+    from siyu.channels.wecom.actions import do_sync_corp_tags
+
+    do_sync_corp_tags(account, fetch_corp_tags())
+    return "ok"
+
+
 def on_unknown(account: ChannelAccount, event: InboxEvent) -> str:
     return "ignored"
 
@@ -164,12 +232,12 @@ HANDLERS: dict[str, Handler] = {
     InboundKind.CONTACT_DELETED: on_contact_deleted,
     InboundKind.TRANSFER_FAILED: on_transfer_failed,
     InboundKind.GROUP_CREATED: on_group_created,
-    InboundKind.GROUP_UPDATED: on_group_created,
+    InboundKind.GROUP_UPDATED: on_group_updated,
     InboundKind.GROUP_DISMISSED: on_group_dismissed,
     InboundKind.MEMBER_JOINED: on_member_joined,
     InboundKind.MEMBER_LEFT: on_member_left,
     InboundKind.MESSAGE: on_message,
-    InboundKind.TAGS_CHANGED: on_unknown,
+    InboundKind.TAGS_CHANGED: on_tags_changed,
     InboundKind.UNKNOWN: on_unknown,
 }
 

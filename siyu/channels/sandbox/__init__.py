@@ -14,9 +14,10 @@ PROFILES: dict[str, frozenset[Capability]] = {
     "full": frozenset(Capability),
     "wecom": frozenset(
         {
-            Capability.SEND_WELCOME, Capability.SEND_DIRECT_MESSAGE, Capability.MASS_MESSAGE_TASK,
-            Capability.CREATE_CONTACT_CODE, Capability.CREATE_GROUP_CODE, Capability.SYNC_TAGS,
-            Capability.TRANSFER_CUSTOMERS, Capability.SEND_GROUP_MESSAGE,
+            # the same set as the real WeCom adapter: a self-built app cannot message
+            # customers or groups directly, remove members or delete messages
+            Capability.SEND_WELCOME, Capability.MASS_MESSAGE_TASK, Capability.CREATE_CONTACT_CODE,
+            Capability.CREATE_GROUP_CODE, Capability.SYNC_TAGS, Capability.TRANSFER_CUSTOMERS,
         }
     ),
 }
