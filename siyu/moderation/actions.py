@@ -1,73 +1,141 @@
 """Apply moderation verdicts through the channel, degrading to staff tasks where the
-channel cannot act (WeCom customer groups cannot remove members through the API)."""
+channel cannot act (WeCom customer groups cannot remove members through the API), and
+the writes that configure moderation: word lists, policies, appeals (申诉/撤销)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from siyu.accounts.events import record_audit
+from siyu.accounts.models import Staff
+from siyu.accounts.permissions import Perm, require
 from siyu.channels.actions import do_create_staff_task
-from siyu.channels.base import Capability, Command, CommandKind
+from siyu.channels.base import Command, CommandKind
 from siyu.channels.models import ChannelAccount
 from siyu.channels.registry import adapter_for
-from siyu.communities.actions import do_remove_member
-from siyu.communities.models import Group, GroupMessage, Membership
-from siyu.moderation.detectors import detect
-from siyu.moderation.models import ModerationCase
-from siyu.moderation.policy import Decision, Verdict, decide
+from siyu.communities.actions import do_add_member, do_remove_member
+from siyu.communities.models import Group, GroupMessage, MemberRole, Membership
+from siyu.contacts.models import ChannelIdentity, Contact
+from siyu.core.errors import Conflict, NotFound, ValidationFailed
+from siyu.core.models import Workspace
+from siyu.moderation import engine
+from siyu.moderation.detectors import CARD_MSGTYPES
+from siyu.moderation.models import BlacklistEntry, ModerationCase, ModerationPolicy, Strike, WordList, WordListKind
+from siyu.moderation.policy import DEFAULT_ACTIONS, Decision, Verdict
 
 REMOVAL_NOTICE = "因系统检测到{name}发广告，已移出群聊。本群由机器人监控广告，请大家遵守群规。"
 WARNING_NOTICE = "@{name} 请遵守群规：本群禁止发布广告、联系方式和外部链接。"
+MAX_WORDS = 50_000
+POLICY_KEYS = {"actions", "escalation", "vip_tags", "own_domains", "own_qr_prefixes", "flood_count", "flood_window_seconds"}
+DETECTORS = set(DEFAULT_ACTIONS)
 
 
-def check_message(text: str, *, exempt: bool = False) -> Decision:
-    """The verdict for a text, without touching anything (CLI/API ``moderation check``)."""
-    return decide(detect(text), exempt=exempt)
+def check_message(text: str, *, exempt: bool = False, workspace_id: int | None = None, group_id: int | None = None,
+                  image: bytes | None = None, msgtype: str = "text") -> Decision:
+    """The verdict for a text, without touching anything (CLI/API ``moderation check``).
+    Without a workspace the built-in defaults apply."""
+    if workspace_id is None:
+        from siyu.moderation.detectors import detect
+        from siyu.moderation.policy import decide
+        from siyu.moderation.qr import decode_qr
+
+        return decide(detect(text, msgtype=msgtype, qr_payloads=decode_qr(image) if image else ()), exempt=exempt)
+    return engine.check_message(workspace_id, text, group_id=group_id, image=image, msgtype=msgtype, exempt=exempt)
 
 
 def _send_or_task(
     account: ChannelAccount, command: Command, applied: list[dict[str, Any]], *, task_title: str, evidence: dict[str, Any]
-) -> None:
+) -> bool:
+    """Enqueue the command, or a staff task with the evidence; True when enqueued."""
     from siyu.channels.outbox import do_enqueue
 
-    adapter = adapter_for(account)
-    if adapter.can(command.required_capability()):
+    if adapter_for(account).can(command.required_capability()):
         row, _ = do_enqueue(account, command)
         applied.append({"outbox": row.pk, "command": command.kind.value})
-    else:
-        task, _ = do_create_staff_task(
-            account.workspace_id, kind=f"moderation_{command.kind.value}", title=task_title, detail=evidence, account=account,
-            dedupe_key=f"task:{command.idempotency_key}",
-        )
-        applied.append({"staff_task": task.pk, "command": command.kind.value, "reason": f"{account.kind} cannot {command.required_capability().value}"})
+        return True
+    task, _ = do_create_staff_task(
+        account.workspace_id, kind=f"moderation_{command.kind.value}", title=task_title, detail=evidence, account=account,
+        dedupe_key=f"task:{command.idempotency_key}",
+    )
+    applied.append({"staff_task": task.pk, "command": command.kind.value, "reason": f"{account.kind} cannot {command.required_capability().value}"})
+    return False
 
 
-def do_moderate_message(message: GroupMessage, account: ChannelAccount, *, exempt: bool = False) -> ModerationCase | None:
+def _is_group_admin(group: Group, contact: Contact | None) -> bool:
+    if contact is None:
+        return False
+    return Membership.objects.filter(
+        group=group, contact=contact, left_at__isnull=True, role__in=(MemberRole.OWNER, MemberRole.ADMIN), role_assigned=True
+    ).exists()
+
+
+def _repeats(message: GroupMessage, window_seconds: int) -> int:
+    if message.sender_id is None or not message.text.strip():
+        return 0
+    since = message.sent_at - dt.timedelta(seconds=window_seconds)
+    return GroupMessage.objects.filter(
+        group_id=message.group_id, sender_id=message.sender_id, text=message.text, sent_at__gte=since, sent_at__lte=message.sent_at,
+    ).exclude(pk=message.pk).count()
+
+
+def decide_message(message: GroupMessage, *, exempt: bool = False, image: bytes | None = None) -> Decision:
+    """The verdict for a stored group message (reads only)."""
+    from siyu.moderation.detectors import detect
+    from siyu.moderation.policy import decide
+
+    loaded = engine.load(message.workspace_id, message.group_id)
+    qr: list[str] = []
+    if image:
+        from siyu.moderation.qr import decode_qr
+
+        qr = decode_qr(image)
+    repeats = _repeats(message, loaded.policy.flood_window_seconds) if loaded.policy.flood_count > 1 else 0
+    findings = detect(message.text, loaded.detectors, msgtype=message.msgtype, data=message.data, qr_payloads=qr, repeats=repeats)
+    if not findings:
+        return Decision(Verdict.ALLOW)
+    policy = loaded.policy
+    sender_id = message.sender_id
+    exempt = exempt or _is_group_admin(message.group, message.sender) or (
+        sender_id is not None and engine.is_vip(sender_id, policy.vip_tags)
+    )
+    strikes = engine.prior_strikes(sender_id, policy.escalation.window_days, now=message.sent_at) if sender_id and not exempt else 0
+    return decide(findings, policy.actions, exempt=exempt, escalation=policy.escalation, prior_strikes=strikes)
+
+
+def do_moderate_message(
+    message: GroupMessage, account: ChannelAccount, *, exempt: bool = False, image: bytes | None = None
+) -> ModerationCase | None:
     """Run detectors and policy on a stored group message and apply the verdict: delete
-    the message, remove the member with a public notice, or warn — each through the
-    outbox, or as a staff task with the evidence when the channel cannot. Stores a
-    :class:`ModerationCase` (once per message) and records ``moderation.applied``."""
-    decision = check_message(message.text, exempt=exempt)
+    the message, remove the member with a public notice, blacklist them from every group,
+    or warn — each through the outbox, or as a staff task with the evidence when the
+    channel cannot. Stores a :class:`ModerationCase` (once per message) with the rule
+    that fired and a :class:`Strike`, and records ``moderation.applied``."""
+    decision = decide_message(message, exempt=exempt, image=image)
     if decision.verdict == Verdict.ALLOW:
         return None
     group: Group = message.group
     sender = message.sender
     name = sender.name if sender else "该成员"
     member_id = message.data.get("sender_external_id", "")
-    evidence = {"text": message.text[:500], "sender": member_id, "group": group.name, **decision.as_dict()}
+    evidence = {"text": message.text[:500], "sender": member_id, "group": group.name, "rule": decision.rule, **decision.as_dict()}
     applied: list[dict[str, Any]] = []
     with transaction.atomic():
         case, created = ModerationCase.objects.get_or_create(
             message=message,
             defaults={
                 "workspace_id": message.workspace_id, "group": group, "contact": sender, "verdict": decision.verdict.value,
-                "reasons": decision.as_dict()["reasons"], "text": message.text[:2000],
+                "reasons": decision.as_dict()["reasons"], "text": message.text[:2000], "rule": decision.rule[:100],
+                "note": decision.note[:300],
             },
         )
         if not created:
             return case
+        if sender is not None:
+            Strike.objects.create(workspace_id=message.workspace_id, contact=sender, group=group, case=case, created_at=message.sent_at)
         base = f"mod:{message.pk}"
         if decision.verdict in (Verdict.DELETE, Verdict.REMOVE, Verdict.BLACKLIST):
             _send_or_task(
@@ -75,22 +143,197 @@ def do_moderate_message(message: GroupMessage, account: ChannelAccount, *, exemp
                 applied, task_title=f"删除{name}在「{group.name}」的违规消息", evidence=evidence,
             )
         if decision.verdict in (Verdict.REMOVE, Verdict.BLACKLIST):
-            _send_or_task(
-                account, Command(CommandKind.REMOVE_MEMBER, f"{base}:remove", group.external_id, {"member": member_id, "reason": "advertising"}),
-                applied, task_title=f"将{name}移出「{group.name}」（发广告）", evidence=evidence,
-            )
-            if adapter_for(account).can(Capability.REMOVE_MEMBER):
-                membership = Membership.objects.filter(group=group, contact=sender, left_at__isnull=True).first()
-                if membership is not None:
-                    do_remove_member(membership, None, reason="removed by moderation: advertising")
-                    applied.append({"membership_closed": membership.pk})
-                notice = Command(CommandKind.SEND_MESSAGE, f"{base}:notice", group.external_id,
-                                 {"to": "group", "text": REMOVAL_NOTICE.format(name=name)})
-                _send_or_task(account, notice, applied, task_title="发布移出公告", evidence=evidence)
+            _remove_from_group(account, group, sender, member_id, name, base, applied, evidence)
+        if decision.verdict == Verdict.BLACKLIST and sender is not None:
+            _blacklist(sender, case, applied, evidence, except_group=group)
         if decision.verdict == Verdict.WARN:
-            warn = Command(CommandKind.SEND_MESSAGE, f"{base}:warn", group.external_id, {"to": "group", "text": WARNING_NOTICE.format(name=name)})
+            warn = Command(CommandKind.SEND_MESSAGE, f"{base}:warn", group.external_id,
+                           {"to": "group", "text": WARNING_NOTICE.format(name=name), "mention": member_id})
             _send_or_task(account, warn, applied, task_title=f"提醒{name}遵守群规", evidence=evidence)
         case.applied = applied
         case.save(update_fields=["applied"])
         record_audit(group.workspace, None, "moderation.applied", target=case, summary=f"{decision.verdict.value}: {name} in {group.name}", after=evidence)
     return case
+
+
+def _remove_from_group(
+    account: ChannelAccount, group: Group, contact: Contact | None, member_id: str, name: str, base: str,
+    applied: list[dict[str, Any]], evidence: dict[str, Any],
+) -> None:
+    removed = _send_or_task(
+        account, Command(CommandKind.REMOVE_MEMBER, f"{base}:remove", group.external_id, {"member": member_id, "reason": "advertising"}),
+        applied, task_title=f"将{name}移出「{group.name}」（发广告）", evidence=evidence,
+    )
+    if not removed:
+        return  # a person must remove them: the membership stays open until they do
+    membership = Membership.objects.filter(group=group, contact=contact, left_at__isnull=True).first() if contact else None
+    if membership is not None:
+        do_remove_member(membership, None, reason="removed by moderation: advertising")
+        applied.append({"membership_closed": membership.pk})
+    notice = Command(CommandKind.SEND_MESSAGE, f"{base}:notice", group.external_id, {"to": "group", "text": REMOVAL_NOTICE.format(name=name)})
+    _send_or_task(account, notice, applied, task_title="发布移出公告", evidence=evidence)
+
+
+def _blacklist(contact: Contact, case: ModerationCase | None, applied: list[dict[str, Any]], evidence: dict[str, Any],
+               *, except_group: Group | None = None) -> None:
+    if not BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).exists():
+        try:
+            with transaction.atomic():
+                entry = BlacklistEntry.objects.create(workspace_id=contact.workspace_id, contact=contact, case=case,
+                                                      reason=str(evidence.get("rule", ""))[:300])
+            applied.append({"blacklisted": entry.pk})
+        except IntegrityError:
+            pass
+    others = Membership.objects.filter(workspace_id=contact.workspace_id, contact=contact, left_at__isnull=True).select_related("group")
+    if except_group is not None:
+        others = others.exclude(group=except_group)
+    for membership in others:
+        other = membership.group
+        account = other.channel_account
+        if account is None:
+            do_remove_member(membership, None, reason="blacklisted")
+            continue
+        identity = ChannelIdentity.objects.filter(account=account, contact=contact).values_list("external_id", flat=True).first() or ""
+        base = f"blacklist:{case.pk if case else contact.pk}:{other.pk}"
+        _remove_from_group(account, other, contact, identity, contact.name, base, applied, {**evidence, "group": other.name})
+
+
+def is_blacklisted(contact: Contact) -> bool:
+    return BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).exists()
+
+
+def do_blacklist_contact(contact: Contact, actor: Staff | None, *, reason: str = "") -> BlacklistEntry:
+    """Ban a contact from every group of the workspace by hand: removed (or a staff task
+    where the channel cannot) from each open group. Records ``moderation.blacklisted``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    applied: list[dict[str, Any]] = []
+    with transaction.atomic():
+        _blacklist(contact, None, applied, {"rule": reason or "manual", "text": "", "sender": "", "group": ""})
+        entry = BlacklistEntry.objects.get(contact=contact, lifted_at__isnull=True)
+        record_audit(Workspace.objects.get(pk=contact.workspace_id), actor, "moderation.blacklisted", target=entry,
+                     summary=reason[:300], after={"applied": applied})
+    return entry
+
+
+def do_undo_case(case: ModerationCase, actor: Staff | None, *, note: str = "") -> ModerationCase:
+    """Appeal granted (申诉/撤销): clear the strike, lift a blacklist entry this case made,
+    and restore the membership — re-invite through the channel where it can, else a staff
+    task. Records ``moderation.undone``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    if case.undone_at is not None:
+        raise Conflict("this case was already undone", code="already_undone")
+    now = timezone.now()
+    restored: list[dict[str, Any]] = []
+    with transaction.atomic():
+        Strike.objects.filter(case=case, cleared_at__isnull=True).update(cleared_at=now)
+        BlacklistEntry.objects.filter(case=case, lifted_at__isnull=True).update(lifted_at=now)
+        group = case.group
+        contact = case.contact
+        removed = case.verdict in (Verdict.REMOVE, Verdict.BLACKLIST)
+        if removed and contact is not None and group.archived_at is None and group.channel_account is not None:
+            account = group.channel_account
+            identity = ChannelIdentity.objects.filter(account=account, contact=contact).values_list("external_id", flat=True).first() or ""
+            invite = Command(CommandKind.INVITE_MEMBER, f"undo:{case.pk}:invite", group.external_id, {"member": identity})
+            if _send_or_task(account, invite, restored, task_title=f"将{contact.name}重新拉回「{group.name}」（申诉通过）",
+                             evidence={"case": case.pk, "note": note}):
+                membership, _ = do_add_member(group, contact, None, join_source="moderation_undo")
+                restored.append({"membership": membership.pk})
+        case.undone_at = now
+        case.note = (f"undone: {note}" if note else "undone")[:300]
+        case.applied = [*case.applied, *[{**r, "undo": True} for r in restored]]
+        case.save(update_fields=["undone_at", "note", "applied"])
+        record_audit(group.workspace, actor, "moderation.undone", target=case, summary=note[:300], after={"restored": restored})
+    return case
+
+
+def _clean_words(words: Any) -> list[str]:
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise ValidationFailed("words must be a list of strings", code="invalid_words")
+    clean = list(dict.fromkeys(w.strip() for w in words if w.strip()))
+    if len(clean) > MAX_WORDS:
+        raise ValidationFailed(f"a word list holds at most {MAX_WORDS} words", code="too_many_words")
+    return clean
+
+
+def do_save_word_list(
+    workspace: Workspace, actor: Staff | None, *, name: str, words: list[str], kind: str = WordListKind.SENSITIVE,
+    group: Group | None = None, is_active: bool = True,
+) -> WordList:
+    """Create or replace a word list (敏感词/竞品词库) by name. Records ``word_list.saved``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("a word list needs a name", code="name_required")
+    if kind not in WordListKind.values:
+        raise ValidationFailed(f"unknown word list kind {kind!r}; expected {', '.join(WordListKind.values)}", code="invalid_kind")
+    if group is not None and group.workspace_id != workspace.pk:
+        raise NotFound("group not found")
+    clean = _clean_words(words)
+    with transaction.atomic():
+        row = WordList.objects.in_workspace(workspace).filter(name=name).first()
+        before = {"words": len(row.words), "kind": row.kind} if row else None
+        if row is None:
+            row = WordList.objects.create(workspace=workspace, name=name, words=clean, kind=kind, group=group, is_active=is_active)
+        else:
+            row.words, row.kind, row.group, row.is_active = clean, kind, group, is_active
+            row.save(update_fields=["words", "kind", "group", "is_active", "updated_at"])
+        record_audit(workspace, actor, "word_list.saved", target=row, before=before,
+                     after={"words": len(clean), "kind": kind, "group": group.pk if group else None})
+        transaction.on_commit(engine.invalidate)
+    return row
+
+
+def do_delete_word_list(word_list: WordList, actor: Staff | None) -> None:
+    """Delete a word list. Records ``word_list.deleted``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    with transaction.atomic():
+        record_audit(word_list.workspace, actor, "word_list.deleted", target=word_list, before={"name": word_list.name})
+        word_list.delete()
+        transaction.on_commit(engine.invalidate)
+
+
+def _clean_policy(config: Any) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ValidationFailed("policy must be an object", code="invalid_policy")
+    unknown = set(config) - POLICY_KEYS
+    if unknown:
+        raise ValidationFailed(f"unknown policy keys: {', '.join(sorted(unknown))}", code="invalid_policy")
+    for detector, verdict in (config.get("actions") or {}).items():
+        if detector not in DETECTORS:
+            raise ValidationFailed(f"unknown detector {detector!r}", code="unknown_detector")
+        if verdict not in {v.value for v in Verdict}:
+            raise ValidationFailed(f"unknown verdict {verdict!r}; expected {', '.join(v.value for v in Verdict)}", code="invalid_verdict")
+    for key in ("window_days", "remove_after", "blacklist_after"):
+        value = (config.get("escalation") or {}).get(key, 0)
+        if not isinstance(value, int) or value < 0:
+            raise ValidationFailed(f"escalation.{key} must be a whole number ≥ 0", code="invalid_escalation")
+    for key in ("vip_tags", "own_domains", "own_qr_prefixes"):
+        if not isinstance(config.get(key, []), list):
+            raise ValidationFailed(f"{key} must be a list", code="invalid_policy")
+    return config
+
+
+def do_set_policy(workspace: Workspace, actor: Staff | None, config: dict[str, Any], *, group: Group | None = None) -> ModerationPolicy:
+    """Store the workspace default policy, or a group's own (it overrides the default key
+    by key). Records ``moderation.policy_set``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    if group is not None and group.workspace_id != workspace.pk:
+        raise NotFound("group not found")
+    clean = _clean_policy(config)
+    with transaction.atomic():
+        row = ModerationPolicy.objects.in_workspace(workspace).filter(group=group).first()
+        before = row.config if row else None
+        if row is None:
+            row = ModerationPolicy.objects.create(workspace=workspace, group=group, config=clean)
+        else:
+            row.config = clean
+            row.save(update_fields=["config", "updated_at"])
+        record_audit(workspace, actor, "moderation.policy_set", target=row, before=before, after=clean)
+        transaction.on_commit(engine.invalidate)
+    return row
+
+
+__all__ = [
+    "CARD_MSGTYPES", "check_message", "decide_message", "do_blacklist_contact", "do_delete_word_list", "do_moderate_message",
+    "do_save_word_list", "do_set_policy", "do_undo_case", "is_blacklisted",
+]
