@@ -152,7 +152,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SIYU_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # huey installs its own handler too; without this every line prints twice
+        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 NINJA_PAGINATION_PER_PAGE = 50

@@ -46,16 +46,28 @@ EDITABLE_FIELDS = ("name", "gender", "birthday", "region", "city", "phone", "own
 
 
 def schedule_rule_evaluation(contact_ids: Iterable[int]) -> None:
-    """After commit, re-evaluate tag rules for these contacts in the worker."""
-    ids = sorted(set(contact_ids))
+    """After commit, re-evaluate tag rules for these contacts in the worker. Calls within
+    one transaction share a single task (an import of 200 rows queues one, not 200); ids
+    whose savepoint rolled back are harmless — the task evaluates contacts that exist."""
+    ids = set(contact_ids)
     if not ids:
         return
+    from django.db import connection
+
+    if connection.in_atomic_block:
+        # Django keeps the pending callbacks on the connection; join ours if it is there.
+        for _sids, func, *_ in connection.run_on_commit:
+            pending = getattr(func, "siyu_rule_ids", None)
+            if pending is not None:
+                pending.update(ids)
+                return
 
     def _enqueue() -> None:
         from siyu.worker.tasks import apply_tag_rules_task
 
-        apply_tag_rules_task(ids)
+        apply_tag_rules_task(sorted(_enqueue.siyu_rule_ids))  # type: ignore[attr-defined]
 
+    _enqueue.siyu_rule_ids = ids  # type: ignore[attr-defined]
     transaction.on_commit(_enqueue)
 
 

@@ -1,0 +1,35 @@
+"""``siyu bench``: the benchmarks in ``bench/`` (each prints JSON with its baseline
+measured side by side in the same run)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks (not tests): each prints JSON.", no_args_is_help=True)
+
+
+def _run(module: str, argv: list[str]) -> None:
+    code = importlib.import_module(f"bench.{module}").main(argv)
+    raise typer.Exit(code or 0)
+
+
+@bench_app.command("pipeline")
+def pipeline(
+    messages: Annotated[int, typer.Option(help="Messages to feed through the inbound path.")] = 100_000,
+    words: Annotated[int, typer.Option(help="Size of the sensitive/competitor word list.")] = 1000,
+    json_out: Annotated[bool, typer.Option("--json")] = True,
+) -> None:
+    """Group messages through inbox → moderation → persisted, vs a naive keyword matcher."""
+    _run("pipeline", ["--messages", str(messages), "--words", str(words), *(["--json"] if json_out else [])])
+
+
+@bench_app.command("clv")
+def clv(
+    customers: Annotated[int, typer.Option(help="Synthetic customers from a known BG/NBD process.")] = 200_000,
+    json_out: Annotated[bool, typer.Option("--json")] = True,
+) -> None:
+    """BG/NBD + Gamma-Gamma fit and scoring, vs the lifetimes package on a subset."""
+    _run("clv", ["--customers", str(customers), *(["--json"] if json_out else [])])
