@@ -16,8 +16,9 @@ from siyu.communities.actions import (
     do_ensure_group,
     do_record_group_message,
     do_remove_member,
+    do_set_member_role,
 )
-from siyu.communities.models import Membership
+from siyu.communities.models import Group, Membership
 from siyu.contacts.actions import do_ensure_contact_for_identity, do_record_event
 from siyu.contacts.models import Contact
 
@@ -111,9 +112,12 @@ def on_member_joined(account: ChannelAccount, event: InboxEvent) -> str:
     if group.archived_at is not None:
         return "group archived"
     contact = _contact(account, event, "member_id", "member_name")
+    role = data.get("role") if data.get("role") in ("owner", "admin") else None
     _, created = do_add_member(group, contact, None, join_source=data.get("join_source", "") or data.get("state", ""),
-                               joined_at=event.occurred_at, idempotency_key=f"in:{event.pk}")
-    if created and group.welcome_message and adapter_for(account).can(Capability.SEND_GROUP_MESSAGE):
+                               joined_at=event.occurred_at, idempotency_key=f"in:{event.pk}", role=role)
+    # members who were already there before the bot joined (backfill) are not welcomed late
+    welcome = created and not data.get("backfill") and group.welcome_message
+    if welcome and adapter_for(account).can(Capability.SEND_GROUP_MESSAGE):
         from siyu.channels.outbox import do_enqueue
 
         text = group.welcome_message.format_map(_Safe(name=contact.name, group=group.name))
@@ -154,7 +158,7 @@ def on_message(account: ChannelAccount, event: InboxEvent) -> str:
         group, sender, external_id=str(data.get("message_id") or event.dedupe_key), text=str(data.get("text", "")),
         msgtype=data.get("msgtype", "text"), data={"sender_external_id": data["sender_id"]}, sent_at=event.occurred_at,
     )
-    if created:
+    if created and not data.get("backfill"):  # history from before the bot joined is kept, not judged
         from siyu.moderation.actions import do_moderate_message
 
         do_moderate_message(message, account, exempt=bool(data.get("sender_is_staff")))
@@ -175,6 +179,9 @@ def on_group_updated(account: ChannelAccount, event: InboxEvent) -> str:
 
     data = event.data
     group, _ = do_ensure_group(account, str(data["group_id"]), name=data.get("group_name", ""))
+    if data.get("change") == "power_levels":
+        _apply_roles(account, group, data.get("roles", {}))
+        return "ok"
     fetch_group = getattr(adapter_for(account), "fetch_group", None)
     if data.get("change") not in RECONCILE_CHANGES or not callable(fetch_group):
         return "ok"
@@ -207,6 +214,21 @@ def on_group_updated(account: ChannelAccount, event: InboxEvent) -> str:
         do_add_member(group, contact, None, join_source=member.get("join_source", ""),
                       joined_at=member.get("joined_at") or event.occurred_at, idempotency_key=f"in:{event.pk}:{member_id}")
     return "ok"
+
+
+def _apply_roles(account: ChannelAccount, group: Group, roles: dict[str, str]) -> None:
+    """Platform roles (Matrix power levels: 100 owner, ≥ 50 admin) onto open memberships.
+    A role set by hand in siyu wins unless the platform makes the member owner/admin."""
+    from siyu.contacts.models import ChannelIdentity
+
+    by_member = dict(ChannelIdentity.objects.filter(account=account, external_id__in=list(roles)).values_list("external_id", "contact_id"))
+    for member_id, role in roles.items():
+        contact_id = by_member.get(member_id)
+        membership = Membership.objects.filter(group=group, contact_id=contact_id, left_at__isnull=True).select_related("group").first()
+        if membership is None or membership.role == role:
+            continue
+        if role in ("owner", "admin") or not membership.role_assigned:
+            do_set_member_role(membership, None, role=role)
 
 
 def on_tags_changed(account: ChannelAccount, event: InboxEvent) -> str:

@@ -1,0 +1,144 @@
+"""The group bot end to end against a real Synapse on loopback: a room becomes a group,
+a new member is welcomed, an advert (phone number + 加我微信) gets its author removed and
+the message redacted with a notice in the room, and all of it is visible through the
+siyu API. Nothing is faked: the listener long-polls Synapse, the inbox processes what
+it stores, and the outbox delivers through the Matrix adapter (Huey runs immediately
+in tests, so delivery happens in the listener's thread right after each commit)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+
+from siyu.accounts.models import Role
+from siyu.channels.matrix.actions import do_connect_matrix_account
+from siyu.channels.matrix.listener import MatrixListener
+from siyu.channels.models import ChannelAccount, InboxEvent, OutboxMessage, OutboxStatus
+from siyu.communities.actions import do_update_group
+from siyu.communities.models import Group, GroupMessage, Membership
+from siyu.core.testing import make_staff, make_token, make_workspace
+from siyu.moderation.models import ModerationCase
+from tests.matrix.conftest import MatrixCast
+from tests.matrix.synapse import SynapseServer
+from tests.matrix.users import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+WELCOME = "欢迎 {name} 加入{group}！请先看群规。"
+
+
+class RunningListener:
+    """The account's listener in a thread, as ``siyu channels run-matrix`` runs it."""
+
+    def __init__(self, account: ChannelAccount) -> None:
+        self.stop = threading.Event()
+        self.listener = MatrixListener(account, poll_timeout_ms=500)
+        self.thread = threading.Thread(target=self.listener.run, args=(self.stop,), name="matrix-listener", daemon=True)
+
+    def __enter__(self) -> RunningListener:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the listener did not stop"
+
+
+@pytest.fixture
+def siyu_side(synapse: SynapseServer, matrix: MatrixCast) -> Iterator[tuple[ChannelAccount, Client, dict[str, str]]]:
+    workspace = make_workspace()
+    owner = make_staff(workspace, Role.OWNER)
+    account, created = do_connect_matrix_account(
+        workspace, owner, homeserver=synapse.base_url, user_id=matrix.bot.user_id, password=matrix.bot.password,
+    )
+    assert created
+    yield account, Client(), {"Authorization": f"Bearer {make_token(owner)}"}
+
+
+def _group(account: ChannelAccount, room_id: str) -> Group | None:
+    return Group.objects.filter(channel_account=account, external_id=room_id).first()
+
+
+def test_welcome_and_advert_removal_in_a_real_synapse_room(matrix: MatrixCast, siyu_side) -> None:
+    account, api, auth = siyu_side
+    alice, bob, bot_id = matrix.alice, matrix.bob, matrix.bot.user_id
+
+    # given a room alice owns, with the bot invited
+    room = alice.create_room("福利1群", invite=[bot_id])
+    with RunningListener(account):
+        # the listener accepts the invitation; the room becomes a group with alice in it
+        group = wait_for("the room to become a group", lambda: _group(account, room))
+        assert group.name == "福利1群"
+        assert wait_for("the bot to join", lambda: (alice.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
+        wait_for("alice's membership", lambda: Membership.objects.filter(group=group, contact__name="Alice", left_at__isnull=True).exists())
+        # alice makes the bot a moderator and sets the group's welcome message in siyu
+        alice.grant_power(room, bot_id, 50)
+        do_update_group(group, None, welcome_message=WELCOME)
+
+        # when bob joins, he is welcomed by name, with a mention
+        alice.invite(room, bob.user_id)
+        bob.join(room)
+        welcome = wait_for("the welcome message", lambda: bob.texts_from(room, bot_id))
+        assert [e["content"]["body"] for e in welcome] == ["欢迎 Bob 加入福利1群！请先看群规。"]
+        assert welcome[0]["content"]["m.mentions"] == {"user_ids": [bob.user_id]}
+
+        # when bob chats about clothes, nothing happens to him
+        chat_id = bob.send_text(room, "今天的穿搭好看")
+        wait_for("the chat message to be stored", lambda: GroupMessage.objects.filter(external_id=chat_id).exists())
+        assert not ModerationCase.objects.exists()
+
+        # when bob posts a phone number with 加我微信, he is removed and the advert redacted
+        advert_id = bob.send_text(room, "想要同款的加我微信，电话 13812345678")
+        kicked = wait_for("bob to be removed", lambda: _left(alice.membership(room, bob.user_id)))
+        assert kicked["sender"] == bot_id
+        notice = wait_for("the removal notice", lambda: [
+            e for e in alice.texts_from(room, bot_id) if e["content"].get("body", "").startswith("因系统检测到Bob发广告，已移出群聊")
+        ])
+        assert len(notice) == 1
+        redacted = wait_for("the advert to be redacted", lambda: _redacted(alice.event(room, advert_id)))
+        assert redacted["content"] == {}
+        assert redacted["unsigned"]["redacted_because"]["sender"] == bot_id
+        # the kick comes back through sync as bob's leave; siyu had already closed the membership
+        wait_for("bob's leave to be processed", lambda: InboxEvent.objects.filter(account=account, kind="member_left", status="processed").exists())
+
+    assert (alice.membership(room, bot_id) or {})["content"]["membership"] == "join"
+    # then every send went out once, and siyu's API shows the membership and the case
+    sends = OutboxMessage.objects.filter(account=account).order_by("id")
+    assert [(o.command, o.status) for o in sends] == [
+        ("send_message", OutboxStatus.SENT),
+        ("delete_message", OutboxStatus.SENT),
+        ("remove_member", OutboxStatus.SENT),
+        ("send_message", OutboxStatus.SENT),
+    ]
+    assert sends[0].external_id == welcome[0]["event_id"]
+    assert sends[3].external_id == notice[0]["event_id"]
+
+    members = api.get(f"/api/v1/groups/{group.pk}/members", {"include_left": "true"}, headers=auth).json()
+    by_name = {m["contact_name"]: m for m in members["items"]}
+    assert sorted(by_name) == ["Alice", "Bob"]
+    assert by_name["Alice"]["left_at"] is None
+    assert by_name["Bob"]["left_at"] is not None
+    current = api.get(f"/api/v1/groups/{group.pk}/members", headers=auth).json()
+    assert [m["contact_name"] for m in current["items"]] == ["Alice"]
+
+    cases = api.get("/api/v1/moderation/cases", headers=auth).json()
+    assert cases["count"] == 1
+    case = cases["items"][0]
+    assert (case["group_id"], case["contact_id"], case["verdict"]) == (group.pk, by_name["Bob"]["contact_id"], "remove")
+    assert case["text"] == "想要同款的加我微信，电话 13812345678"
+    assert {r["detector"] for r in case["reasons"]} == {"phone", "wechat_id"}
+    assert [a.get("command") for a in case["applied"] if "outbox" in a] == ["delete_message", "remove_member", "send_message"]
+
+
+def _left(member_event: dict | None) -> dict | None:
+    if member_event and member_event["content"].get("membership") == "leave":
+        return member_event
+    return None
+
+
+def _redacted(event: dict) -> dict | None:
+    return event if "redacted_because" in (event.get("unsigned") or {}) else None
