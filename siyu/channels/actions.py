@@ -55,8 +55,10 @@ def do_create_staff_task(
 
 
 def do_close_staff_task(task: StaffTask, actor: Staff | None, *, status: str = StaffTaskStatus.DONE) -> StaffTask:
-    """Mark a staff task done or dismissed. Records ``staff_task.closed``."""
-    require(actor, Perm.OPERATE_CHANNELS)
+    """Mark a staff task done or dismissed; the assignee may close their own. Records
+    ``staff_task.closed``."""
+    if actor is None or task.assignee_id != actor.pk:
+        require(actor, Perm.OPERATE_CHANNELS)
     if status not in (StaffTaskStatus.DONE, StaffTaskStatus.DISMISSED):
         raise ValidationFailed("status must be done or dismissed", code="invalid_status")
     if task.status != StaffTaskStatus.OPEN:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from siyu.console.views import audit, auth, contacts, groups, staff, tags
+from siyu.console.views import audit, auth, channels, contacts, groups, moderation, staff, tags
 
 app_name = "console"
 urlpatterns = [
@@ -33,4 +33,18 @@ urlpatterns = [
     path("staff/<int:staff_id>/active/", staff.staff_active, name="staff_active"),
     path("staff/<int:staff_id>/tokens/", staff.staff_token, name="staff_token"),
     path("audit/", audit.audit_list, name="audit"),
+    path("channels/", channels.channel_accounts, name="channels"),
+    path("channels/inbox/", channels.inbox_list, name="channel_inbox"),
+    path("channels/inbox/<int:event_id>/", channels.inbox_event, name="channel_inbox_event"),
+    path("channels/inbox/<int:event_id>/retry/", channels.inbox_retry, name="channel_inbox_retry"),
+    path("channels/outbox/", channels.outbox_list, name="channel_outbox"),
+    path("channels/outbox/<int:message_id>/retry/", channels.outbox_retry, name="channel_outbox_retry"),
+    path("channels/outbox/<int:message_id>/cancel/", channels.outbox_cancel, name="channel_outbox_cancel"),
+    path("tasks/", channels.task_list, name="tasks"),
+    path("tasks/<int:task_id>/close/", channels.task_close, name="task_close"),
+    path("moderation/", moderation.case_list, name="moderation"),
+    path("moderation/cases/<int:case_id>/undo/", moderation.case_undo, name="moderation_case_undo"),
+    path("moderation/word-lists/", moderation.word_lists, name="moderation_word_lists"),
+    path("moderation/policy/", moderation.policy, name="moderation_policy"),
+    path("moderation/check/", moderation.check, name="moderation_check"),
 ]

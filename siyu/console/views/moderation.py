@@ -1,0 +1,270 @@
+"""Moderation (风控): the log of cases the group bot's policy produced with undo (申诉/撤销),
+the word lists (敏感词/竞品词库), the workspace policy (分级处理) and a dry-run check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from siyu.accounts.permissions import Perm
+from siyu.api.moderation import _mask_digits
+from siyu.communities.models import Group
+from siyu.console.workspace import Console, back, console_view, page_numbers
+from siyu.contacts.queries import visible_contacts
+from siyu.core.errors import ValidationFailed
+from siyu.core.models import Workspace
+from siyu.moderation.actions import DETECTORS, check_message, do_save_word_list, do_set_policy, do_undo_case
+from siyu.moderation.models import ModerationCase, ModerationPolicy, WordList, WordListKind
+from siyu.moderation.policy import DEFAULT_ACTIONS, Policy, Verdict
+
+PAGE_SIZE = 50
+#: what a case may have done, in the order the page lists it
+VERDICTS = [v.value for v in Verdict if v != Verdict.ALLOW]
+
+
+def _visible_cases(console: Console) -> Any:
+    """Agents see only the cases about their own contacts, as in the API."""
+    qs = ModerationCase.objects.in_workspace(console.workspace)
+    if not console.can(Perm.VIEW_ALL_CONTACTS):
+        qs = qs.filter(contact__in=visible_contacts(console.workspace, console.staff))
+    return qs
+
+
+def _groups(workspace: Workspace) -> list[Group]:
+    return list(Group.objects.in_workspace(workspace).order_by("name", "id"))
+
+
+def _applied(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each thing a case did (or its undo restored), as a row the template can link."""
+    rows = []
+    for entry in entries:
+        if "outbox" in entry:
+            rows.append({"kind": "outbox", "id": entry["outbox"], "command": entry.get("command", ""), "undo": entry.get("undo", False)})
+        elif "staff_task" in entry:
+            rows.append({"kind": "task", "id": entry["staff_task"], "command": entry.get("command", ""), "reason": entry.get("reason", ""),
+                         "undo": entry.get("undo", False)})
+        elif "membership_closed" in entry:
+            rows.append({"kind": "membership_closed", "id": entry["membership_closed"], "undo": False})
+        elif "membership" in entry:
+            rows.append({"kind": "membership_restored", "id": entry["membership"], "undo": True})
+        elif "blacklisted" in entry:
+            rows.append({"kind": "blacklisted", "id": entry["blacklisted"], "undo": False})
+    return rows
+
+
+@require_GET
+@console_view(Perm.VIEW_GROUPS)
+def case_list(request: HttpRequest, console: Console) -> HttpResponse:
+    qs = _visible_cases(console).select_related("group", "contact")
+    verdict = request.GET.get("verdict", "")
+    group = request.GET.get("group", "").strip()
+    state = request.GET.get("state", "")
+    if verdict in VERDICTS:
+        qs = qs.filter(verdict=verdict)
+    else:
+        verdict = ""
+    if group.isdigit():
+        qs = qs.filter(group_id=int(group))
+    else:
+        group = ""
+    if state == "open":
+        qs = qs.filter(undone_at__isnull=True)
+    elif state == "undone":
+        qs = qs.filter(undone_at__isnull=False)
+    else:
+        state = ""
+    page = Paginator(qs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    sees_pii = console.can(Perm.VIEW_PII)
+    cases = list(page.object_list)
+    linkable = set(
+        visible_contacts(console.workspace, console.staff).filter(pk__in=[c.contact_id for c in cases if c.contact_id]).values_list("pk", flat=True)
+    )
+    rows = [
+        {
+            "case": case,
+            # The evidence of the phone detector is the number itself, so it is masked too.
+            "text": case.text if sees_pii else _mask_digits(case.text),
+            "reasons": [
+                {"detector": r.get("detector", ""), "evidence": str(r.get("evidence", "")) if sees_pii else _mask_digits(str(r.get("evidence", "")))}
+                for r in case.reasons
+            ],
+            "applied": _applied(case.applied),
+            "contact_link": case.contact_id in linkable,
+        }
+        for case in cases
+    ]
+    return render(
+        request,
+        "console/moderation/cases.html",
+        {
+            "section": "moderation", "tab": "cases", "rows": rows, "page": page,
+            "page_links": page_numbers(page.number, page.paginator.num_pages),
+            "querystring": urlencode([(k, v) for k, v in (("verdict", verdict), ("group", group), ("state", state)) if v]),
+            "verdict": verdict, "group": group, "state": state, "verdicts": VERDICTS, "groups": _groups(console.workspace),
+        },
+    )
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def case_undo(request: HttpRequest, console: Console, case_id: int) -> HttpResponse:
+    case = _visible_cases(console).select_related("group__workspace", "group__channel_account", "contact").get_in_workspace(
+        console.workspace, pk=case_id
+    )
+    do_undo_case(case, console.staff, note=request.POST.get("note", "").strip())
+    messages.success(request, _("Case #%(id)s undone: the strike is cleared.") % {"id": case.pk})
+    return back(request, reverse("console:moderation"))
+
+
+def _words(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _word_list_page(request: HttpRequest, console: Console, form: dict[str, Any], *, status: int = 200, error: str = "") -> HttpResponse:
+    lists = list(WordList.objects.in_workspace(console.workspace).select_related("group").order_by("name", "id"))
+    return render(
+        request,
+        "console/moderation/word_lists.html",
+        {
+            "section": "moderation", "tab": "word_lists", "lists": lists, "form": form, "error": error,
+            "kinds": WordListKind.choices, "groups": _groups(console.workspace),
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(Perm.VIEW_GROUPS)
+def word_lists(request: HttpRequest, console: Console) -> HttpResponse:
+    if request.method == "GET":
+        form: dict[str, Any] = {"name": "", "kind": WordListKind.SENSITIVE, "group": "", "words": "", "is_active": True, "editing": False}
+        edit = request.GET.get("edit", "")
+        if edit:
+            row = WordList.objects.get_in_workspace(console.workspace, pk=edit)
+            form = {"name": row.name, "kind": row.kind, "group": str(row.group_id or ""), "words": "\n".join(row.words),
+                    "is_active": row.is_active, "editing": True, "id": row.pk}
+        return _word_list_page(request, console, form)
+    console.require(Perm.MANAGE_GROUPS)
+    group_id = request.POST.get("group", "").strip()
+    form = {
+        "name": request.POST.get("name", "").strip(), "kind": request.POST.get("kind", ""), "group": group_id,
+        "words": request.POST.get("words", ""), "is_active": request.POST.get("is_active") == "on",
+        "editing": request.POST.get("editing") == "1",
+    }
+    group = Group.objects.get_in_workspace(console.workspace, pk=group_id) if group_id else None
+    try:
+        row = do_save_word_list(
+            console.workspace, console.staff, name=form["name"], words=_words(form["words"]), kind=form["kind"], group=group,
+            is_active=form["is_active"],
+        )
+    except ValidationFailed as exc:
+        return _word_list_page(request, console, form, status=422, error=exc.message)
+    messages.success(request, _("Word list “%(name)s” saved with %(count)s words.") % {"name": row.name, "count": len(row.words)})
+    return HttpResponseRedirect(reverse("console:moderation_word_lists"))
+
+
+def _lines(values: Any) -> str:
+    return "\n".join(str(v) for v in values)
+
+
+def _policy_form(config: dict[str, Any]) -> dict[str, Any]:
+    """The stored config as the form shows it: every detector with its effective verdict."""
+    policy = Policy.from_config(config)
+    return {
+        "actions": [(d, policy.actions[d].value, DEFAULT_ACTIONS[d].value) for d in sorted(DETECTORS)],
+        "window_days": policy.escalation.window_days, "remove_after": policy.escalation.remove_after,
+        "blacklist_after": policy.escalation.blacklist_after, "vip_tags": _lines(policy.vip_tags),
+        "own_domains": _lines(policy.own_domains), "own_qr_prefixes": _lines(policy.own_qr_prefixes),
+        "flood_count": policy.flood_count, "flood_window_seconds": policy.flood_window_seconds,
+    }
+
+
+def _whole(request: HttpRequest, name: str, label: str) -> int:
+    raw = request.POST.get(name, "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(_("%(field)s must be a whole number") % {"field": label}, code="invalid_policy") from None
+    if value < 0:
+        raise ValidationFailed(_("%(field)s must be a whole number") % {"field": label}, code="invalid_policy")
+    return value
+
+
+def _posted_policy(request: HttpRequest) -> dict[str, Any]:
+    """The config the form describes. Only verdicts that differ from the built-in default
+    are stored, so a later change of a default reaches workspaces that never chose."""
+    actions = {}
+    for detector in sorted(DETECTORS):
+        chosen = request.POST.get(f"action__{detector}", DEFAULT_ACTIONS[detector].value)
+        if chosen != DEFAULT_ACTIONS[detector].value:
+            actions[detector] = chosen
+    return {
+        "actions": actions,
+        "escalation": {
+            "window_days": _whole(request, "window_days", _("Strike window (days)")),
+            "remove_after": _whole(request, "remove_after", _("Remove after strikes")),
+            "blacklist_after": _whole(request, "blacklist_after", _("Blacklist after strikes")),
+        },
+        "vip_tags": _words(request.POST.get("vip_tags", "")),
+        "own_domains": _words(request.POST.get("own_domains", "")),
+        "own_qr_prefixes": _words(request.POST.get("own_qr_prefixes", "")),
+        "flood_count": _whole(request, "flood_count", _("Flood: messages")),
+        "flood_window_seconds": _whole(request, "flood_window_seconds", _("Flood: window (seconds)")),
+    }
+
+
+def _policy_page(request: HttpRequest, console: Console, form: dict[str, Any], *, status: int = 200, error: str = "",
+                 check: dict[str, Any] | None = None) -> HttpResponse:
+    return render(
+        request,
+        "console/moderation/policy.html",
+        {
+            "section": "moderation", "tab": "policy", "form": form, "error": error, "check": check,
+            "verdicts": [v.value for v in Verdict], "groups": _groups(console.workspace),
+        },
+        status=status,
+    )
+
+
+def _stored_config(workspace: Workspace) -> dict[str, Any]:
+    row = ModerationPolicy.objects.in_workspace(workspace).filter(group__isnull=True).first()
+    return dict(row.config) if row else {}
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(Perm.VIEW_GROUPS)
+def policy(request: HttpRequest, console: Console) -> HttpResponse:
+    if request.method == "GET":
+        return _policy_page(request, console, _policy_form(_stored_config(console.workspace)))
+    console.require(Perm.MANAGE_GROUPS)
+    try:
+        config = _posted_policy(request)
+        do_set_policy(console.workspace, console.staff, config)
+    except ValidationFailed as exc:
+        # Show what the operator typed next to the message, not the stored policy.
+        form = _policy_form({})
+        form["actions"] = [(d, request.POST.get(f"action__{d}", cur), default) for d, cur, default in form["actions"]]
+        form.update({k: request.POST.get(k, "") for k in form if k != "actions"})
+        return _policy_page(request, console, form, status=422, error=exc.message)
+    messages.success(request, _("Moderation policy saved."))
+    return HttpResponseRedirect(reverse("console:moderation_policy"))
+
+
+@require_POST
+@console_view(Perm.VIEW_GROUPS)
+def check(request: HttpRequest, console: Console) -> HttpResponse:
+    """Dry run: the verdict the policy would give a text. Writes nothing."""
+    text = request.POST.get("text", "")[:10000]
+    group_id = request.POST.get("group", "").strip()
+    group = Group.objects.get_in_workspace(console.workspace, pk=group_id) if group_id else None
+    decision = check_message(text, workspace_id=console.workspace.pk, group_id=group.pk if group else None)
+    result = {"text": text, "group": group_id, **decision.as_dict(), "note": decision.note}
+    return _policy_page(request, console, _policy_form(_stored_config(console.workspace)), check=result)
