@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "siyu.channels",
     "siyu.contacts",
     "siyu.communities",
+    "siyu.commerce",
     "siyu.moderation",
     "siyu.console",
     "siyu.worker",

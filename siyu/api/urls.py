@@ -7,7 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from siyu.api import analytics, channels, community, contacts, groups, moderation, staff, tags
+from siyu.api import analytics, channels, commerce, community, contacts, groups, moderation, staff, tags
 from siyu.api.auth import TokenAuth
 from siyu.core.errors import SiyuError
 
@@ -70,3 +70,4 @@ api.add_router("/", moderation.router)
 api.add_router("/", community.router)
 api.add_router("/", analytics.router)
 api.add_router("/", channels.router)
+api.add_router("/", commerce.router)

@@ -8,6 +8,7 @@
     siyu staff create
     siyu token create
     siyu contacts import|export
+    siyu orders import
     siyu channels add-wecom|add-matrix|run-matrix|list
     siyu sandbox say|join
     siyu moderation check
@@ -30,6 +31,7 @@ from siyu.cli.admin import JsonFlag, staff_app, token_app, workspace_app
 from siyu.cli.bench import bench_app
 from siyu.cli.channels import channels_app, sandbox_app
 from siyu.cli.contacts import contacts_app
+from siyu.commerce.cli import app as orders_app
 from siyu.cli.runtime import SETTINGS_MODULE, command, emit, setup_django
 from siyu.moderation.cli import moderation_app
 
@@ -44,6 +46,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(staff_app, name="staff")
 app.add_typer(token_app, name="token")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(orders_app, name="orders")
 app.add_typer(channels_app, name="channels")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(moderation_app, name="moderation")
