@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "siyu.channels",
     "siyu.contacts",
     "siyu.communities",
+    "siyu.acquisition",
+    "siyu.campaigns",
     "siyu.commerce",
     "siyu.moderation",
     "siyu.console",

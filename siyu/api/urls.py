@@ -7,7 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from siyu.api import analytics, channels, commerce, community, contacts, groups, moderation, staff, tags
+from siyu.api import acquisition, analytics, campaigns, channels, commerce, community, contacts, groups, moderation, staff, tags
 from siyu.api.auth import TokenAuth
 from siyu.core.errors import SiyuError
 
@@ -71,3 +71,5 @@ api.add_router("/", community.router)
 api.add_router("/", analytics.router)
 api.add_router("/", channels.router)
 api.add_router("/", commerce.router)
+api.add_router("/", acquisition.router)
+api.add_router("/", campaigns.router)

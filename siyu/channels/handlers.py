@@ -50,8 +50,26 @@ def _contact(account: ChannelAccount, event: InboxEvent, id_key: str, name_key: 
     return contact
 
 
+def _arrived(contact: Contact, event: InboxEvent) -> None:
+    """A contact came in through a live code or a sharer's invite: link the scan, apply
+    the channel's tags, record the invite (the ``state`` names the code)."""
+    if event.data.get("state"):
+        from siyu.acquisition.actions import do_record_arrival
+
+        do_record_arrival(contact, state=event.data["state"], occurred_at=event.occurred_at)
+
+
+def _left(contact: Contact) -> None:
+    """An invitee who leaves (group or staff contact) within the hold period earns the
+    sharer nothing: pending invites are clawed back."""
+    from siyu.campaigns.actions import do_invitee_left
+
+    do_invitee_left(contact)
+
+
 def on_contact_added(account: ChannelAccount, event: InboxEvent) -> str:
     contact = _contact(account, event, "external_id", "name")
+    _arrived(contact, event)
     do_record_event(contact, "channel_added", idempotency_key=f"in:{event.pk}", occurred_at=event.occurred_at,
                     data={"staff": event.data.get("staff_id", ""), "state": event.data.get("state", "")})
     welcome_code = event.data.get("welcome_code")
@@ -84,6 +102,7 @@ def on_contact_deleted(account: ChannelAccount, event: InboxEvent) -> str:
     by = event.data.get("by", "customer")
     do_record_event(contact, f"deleted_by_{by}", idempotency_key=f"in:{event.pk}", occurred_at=event.occurred_at,
                     data={"staff": event.data.get("staff_id", "")})
+    _left(contact)
     return "ok"
 
 
@@ -112,6 +131,7 @@ def on_member_joined(account: ChannelAccount, event: InboxEvent) -> str:
     if group.archived_at is not None:
         return "group archived"
     contact = _contact(account, event, "member_id", "member_name")
+    _arrived(contact, event)
     role = data.get("role") if data.get("role") in ("owner", "admin") else None
     _, created = do_add_member(group, contact, None, join_source=data.get("join_source", "") or data.get("state", ""),
                                joined_at=event.occurred_at, idempotency_key=f"in:{event.pk}", role=role)
@@ -138,6 +158,7 @@ def on_member_left(account: ChannelAccount, event: InboxEvent) -> str:
     membership = Membership.objects.filter(group=group, contact=contact, left_at__isnull=True).first()
     if membership is not None:
         do_remove_member(membership, None, reason=data.get("reason", "left"), left_at=event.occurred_at)
+        _left(contact)
     return "ok"
 
 

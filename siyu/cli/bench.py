@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
+from siyu.acquisition import cli as acquisition_cli
+
 bench_app = typer.Typer(help="Benchmarks (not tests): each prints JSON.", no_args_is_help=True)
+bench_app.command("livecode")(acquisition_cli.livecode)
+bench_app.command("posters")(acquisition_cli.posters)
 
 
 def _run(module: str, argv: list[str]) -> None:

@@ -13,7 +13,8 @@
     siyu sandbox say|join
     siyu moderation check
     siyu analytics fit-bgnbd
-    siyu bench pipeline|clv
+    siyu campaigns poster|confirm-due
+    siyu bench pipeline|clv|livecode|posters
 
 Every command that reports accepts ``--json``. Django is set up only by the commands that
 need it, so ``siyu --help`` works without a database.
@@ -27,12 +28,13 @@ from typing import Annotated, Any
 import typer
 
 from siyu.analytics.cli import analytics_app
+from siyu.campaigns.cli import campaigns_app
 from siyu.cli.admin import JsonFlag, staff_app, token_app, workspace_app
 from siyu.cli.bench import bench_app
 from siyu.cli.channels import channels_app, sandbox_app
 from siyu.cli.contacts import contacts_app
-from siyu.commerce.cli import app as orders_app
 from siyu.cli.runtime import SETTINGS_MODULE, command, emit, setup_django
+from siyu.commerce.cli import app as orders_app
 from siyu.moderation.cli import moderation_app
 
 app = typer.Typer(
@@ -47,6 +49,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(token_app, name="token")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(orders_app, name="orders")
+app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(channels_app, name="channels")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(moderation_app, name="moderation")

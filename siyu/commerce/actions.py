@@ -702,7 +702,14 @@ def _create_order(workspace: Workspace, actor: Staff | None, draft: OrderDraft) 
     if order.contact is not None:
         _apply_auto_tier(order.contact, actor)
     schedule_lifecycle_update([order.contact_id])
+    transaction.on_commit(lambda: _commission_task()(order.pk))
     return order
+
+
+def _commission_task() -> Any:
+    from siyu.worker.tasks import order_commission_task
+
+    return order_commission_task
 
 
 #: Changes that are refunds or a cancellation, applied as such rather than as an edit.

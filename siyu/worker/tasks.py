@@ -91,3 +91,27 @@ def _sweep_on_startup() -> None:
         import logging
 
         logging.getLogger(__name__).exception("startup sweep failed")
+
+
+@db_task(retries=3, retry_delay=10)
+def order_commission_task(order_id: int) -> int:
+    """Two-level distribution: credit the invitee's sharers for a new order (分销佣金)."""
+    from siyu.campaigns.actions import do_record_order_commission
+    from siyu.commerce.models import Order
+
+    order = Order.objects.filter(pk=order_id).first()
+    return len(do_record_order_commission(order)) if order is not None else 0
+
+
+@db_periodic_task(crontab(minute="*/10"))
+def confirm_due_invites_periodic() -> dict[str, int]:
+    """Fission invites whose hold period ended are confirmed (or clawed back) every ten
+    minutes; thresholds reached then grant their rewards once."""
+    from siyu.campaigns.actions import do_confirm_due_invites
+    from siyu.campaigns.models import Campaign, CampaignStatus
+
+    totals: dict[str, int] = {}
+    for campaign in Campaign.objects.filter(status__in=[CampaignStatus.RUNNING, CampaignStatus.FINISHED]):
+        for key, value in do_confirm_due_invites(campaign).items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
