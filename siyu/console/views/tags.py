@@ -21,6 +21,14 @@ from siyu.contacts.models import ContactTag, Tag, TagGroup, TagKind, TagRule
 from siyu.contacts.rules import do_create_tag_rule, do_update_tag_rule
 from siyu.core.errors import ValidationFailed
 
+#: PostgreSQL's jsonb does not keep key order; show conditions the way they are written.
+_CONDITION_KEYS = ("field", "op", "value", "event", "min_count", "max_count", "within_days", "has_tag", "lacks_tag")
+
+
+def _in_reading_order(condition: dict) -> dict:
+    known = {k: condition[k] for k in _CONDITION_KEYS if k in condition}
+    return {**known, **{k: v for k, v in condition.items() if k not in known}}
+
 
 def _tags_page(request: HttpRequest, console: Console, *, rule_form: TagRuleForm | None = None, status: int = 200) -> HttpResponse:
     tags = Tag.objects.in_workspace(console.workspace).annotate(contact_count=Count("contact_links")).order_by("id")
@@ -31,7 +39,7 @@ def _tags_page(request: HttpRequest, console: Console, *, rule_form: TagRuleForm
     )
     rules = list(TagRule.objects.in_workspace(console.workspace).select_related("tag", "tag__group").order_by("id"))
     for rule in rules:
-        rule.conditions_json = json.dumps(rule.conditions, ensure_ascii=False)  # type: ignore[attr-defined]
+        rule.conditions_json = json.dumps([_in_reading_order(c) for c in rule.conditions], ensure_ascii=False)  # type: ignore[attr-defined]
     return render(
         request,
         "console/tags/index.html",
