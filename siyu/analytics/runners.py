@@ -4,6 +4,7 @@ console and the CLI all call :func:`run_query` with a query and a data source.""
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, ClassVar, Generic, TypeVar
@@ -60,7 +61,7 @@ def diagnostics_out(diagnostics: bgnbd.FitDiagnostics) -> FitDiagnosticsOut:
     return FitDiagnosticsOut(**diagnostics.__dict__)
 
 
-class QueryRunner(Generic[Q, R]):
+class QueryRunner(ABC, Generic[Q, R]):
     """Answers one kind of query from a data source."""
 
     kind: ClassVar[str]
@@ -69,8 +70,9 @@ class QueryRunner(Generic[Q, R]):
         self.query = query
         self.source = source
 
+    @abstractmethod
     def run(self) -> R:
-        raise NotImplementedError
+        """Compute the typed result of ``self.query``."""
 
 
 # --------------------------------------------------------------------------- BG/NBD
