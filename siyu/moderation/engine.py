@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from siyu.moderation.detectors import DetectorConfig, WordMatcher, detect
@@ -54,7 +54,8 @@ def _build(workspace_id: int, group_id: int | None) -> Loaded:
     scope = Q(group__isnull=True) | Q(group_id=group_id) if group_id else Q(group__isnull=True)
     config: dict[str, Any] = {}
     # the workspace default first, the group's own policy over it
-    for row in ModerationPolicy.objects.filter(scope, workspace_id=workspace_id).order_by("group_id"):
+    # (NULLs sort last on PostgreSQL unless told otherwise)
+    for row in ModerationPolicy.objects.filter(scope, workspace_id=workspace_id).order_by(F("group_id").asc(nulls_first=True)):
         config.update(row.config)
     policy = Policy.from_config(config)
     entries = [
