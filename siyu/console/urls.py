@@ -1,6 +1,6 @@
 from django.urls import path
 
-from siyu.console.views import audit, auth, channels, contacts, groups, moderation, staff, tags
+from siyu.console.views import analytics, audit, auth, channels, commerce, contacts, groups, moderation, staff, tags
 
 app_name = "console"
 urlpatterns = [
@@ -47,4 +47,10 @@ urlpatterns = [
     path("moderation/word-lists/", moderation.word_lists, name="moderation_word_lists"),
     path("moderation/policy/", moderation.policy, name="moderation_policy"),
     path("moderation/check/", moderation.check, name="moderation_check"),
+    path("commerce/orders/", commerce.commerce_orders, name="commerce_orders"),
+    path("commerce/orders/<int:order_id>/", commerce.commerce_order, name="commerce_order"),
+    path("commerce/orders/<int:order_id>/refund/", commerce.commerce_order_refund, name="commerce_order_refund"),
+    path("commerce/coupons/", commerce.commerce_coupons, name="commerce_coupons"),
+    path("commerce/promotions/", commerce.commerce_promotions, name="commerce_promotions"),
+    path("analytics/", analytics.analytics_overview, name="analytics"),
 ]

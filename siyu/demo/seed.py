@@ -35,6 +35,7 @@ from siyu.core.errors import Conflict, ValidationFailed
 from siyu.core.models import Workspace
 from siyu.demo import brand
 from siyu.demo.generate import TIME_ZONE, TZ, Plan, build_plan
+from siyu.demo.orders import seed_orders
 
 __all__ = ["DEMO_OWNER_EMAIL", "DEMO_PASSWORD", "DEMO_SLUG", "demo_summary", "do_seed_demo_workspace", "seed_demo"]
 
@@ -126,6 +127,7 @@ def do_seed_demo_workspace(*, contacts: int = 5000, seed: int = 42, today: dt.da
                 "window_end": plan.anchor.isoformat(),
             },
         )
+        seed_orders(workspace, seed, anchor=plan.anchor)
     return workspace
 
 

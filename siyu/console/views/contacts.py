@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from siyu.accounts.permissions import Perm
 from siyu.communities.models import Membership
 from siyu.console.forms import ContactEditForm, staff_choices, tag_choices
+from siyu.console.views.commerce import value_panel
 from siyu.console.workspace import Console, back, console_view, page_numbers
 from siyu.contacts.actions import (
     check_can_edit,
@@ -318,6 +319,7 @@ def _contact_page(request: HttpRequest, console: Console, contact: Contact, *, f
         "may_edit": may_edit,
         "edit_open": form is not None and form.is_bound,
     }
+    context.update(value_panel(console, contact))
     return render(request, "console/contacts/detail.html", context, status=status)
 
 
