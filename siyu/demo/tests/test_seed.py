@@ -5,8 +5,8 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 from django.contrib.auth import authenticate
+from django.utils import timezone
 
 from siyu.accounts.models import AuditEntry, Role, Staff
 from siyu.communities.models import Group, GroupType, Horizon, Membership
