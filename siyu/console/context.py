@@ -11,7 +11,7 @@ from siyu.accounts.permissions import Perm, has_perm
 
 SIYU_VERSION = "0.1.0"
 # URL-name prefix → the nav entry it belongs to.
-SECTIONS = (("contact", "contacts"), ("tag", "tags"), ("rule", "tags"), ("group", "groups"), ("member", "groups"), ("staff", "staff"), ("audit", "audit"), ("channel", "channels"), ("inbox", "channels"), ("outbox", "channels"), ("task", "tasks"), ("moderation", "moderation"), ("commerce", "commerce"), ("analytics", "analytics"))
+SECTIONS = (("contact", "contacts"), ("tag", "tags"), ("rule", "tags"), ("group", "groups"), ("member", "groups"), ("staff", "staff"), ("audit", "audit"), ("channel", "channels"), ("inbox", "channels"), ("outbox", "channels"), ("task", "tasks"), ("moderation", "moderation"), ("commerce", "commerce"), ("analytics", "analytics"), ("acquisition", "acquisition"), ("campaign", "campaigns"))
 
 
 def _section(request: HttpRequest) -> str:

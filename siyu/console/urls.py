@@ -1,6 +1,19 @@
 from django.urls import path
 
-from siyu.console.views import analytics, audit, auth, channels, commerce, contacts, groups, moderation, staff, tags
+from siyu.console.views import (
+    acquisition,
+    analytics,
+    audit,
+    auth,
+    campaigns,
+    channels,
+    commerce,
+    contacts,
+    groups,
+    moderation,
+    staff,
+    tags,
+)
 
 app_name = "console"
 urlpatterns = [
@@ -53,4 +66,14 @@ urlpatterns = [
     path("commerce/coupons/", commerce.commerce_coupons, name="commerce_coupons"),
     path("commerce/promotions/", commerce.commerce_promotions, name="commerce_promotions"),
     path("analytics/", analytics.analytics_overview, name="analytics"),
+    path("acquisition/", acquisition.acquisition_channels, name="acquisition"),
+    path("acquisition/channels/<int:channel_id>/", acquisition.acquisition_channel, name="acquisition_channel"),
+    path("acquisition/codes/", acquisition.acquisition_codes, name="acquisition_codes"),
+    path("acquisition/codes/<int:code_id>/", acquisition.acquisition_code, name="acquisition_code"),
+    path("acquisition/codes/<int:code_id>/status/", acquisition.acquisition_code_status, name="acquisition_code_status"),
+    path("campaigns/", campaigns.campaign_list, name="campaigns"),
+    path("campaigns/<int:campaign_id>/", campaigns.campaign_dashboard_page, name="campaign"),
+    path("campaigns/<int:campaign_id>/export/", campaigns.campaign_export, name="campaign_export"),
+    path("campaigns/rewards/", campaigns.campaign_rewards, name="campaign_rewards"),
+    path("campaigns/rewards/<int:entry_id>/", campaigns.campaign_reward_decide, name="campaign_reward_decide"),
 ]
