@@ -25,18 +25,10 @@ def adapter_for(account: ChannelAccount) -> ChannelAdapter:
 
 
 def _register_builtin() -> None:
+    from siyu.channels.matrix.adapter import MatrixAdapter
     from siyu.channels.sandbox import SandboxAdapter
+    from siyu.channels.wecom.adapter import WeComAdapter
 
     register("sandbox", SandboxAdapter)
-    try:
-        from siyu.channels.wecom.adapter import WeComAdapter
-
-        register("wecom", WeComAdapter)
-    except ImportError:
-        pass
-    try:
-        from siyu.channels.matrix.adapter import MatrixAdapter
-
-        register("matrix", MatrixAdapter)
-    except ImportError:
-        pass
+    register("wecom", WeComAdapter)
+    register("matrix", MatrixAdapter)
