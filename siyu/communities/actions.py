@@ -237,3 +237,17 @@ def do_record_group_message(
                 data={"group_id": group.pk, "group": group.name, "text": text[:200], "msgtype": msgtype}, occurred_at=when,
             )
     return message, True
+
+
+def do_close_ended_short_term_groups(now: dt.datetime | None = None) -> list[int]:
+    """Short-term groups (短期群: a flash sale, one event) close once their end date has
+    passed in their workspace's time zone: each is archived (memberships close; one
+    ``group.archived`` audit entry each). Returns the ids closed; safe to run repeatedly."""
+    now = now or timezone.now()
+    closed: list[int] = []
+    due = Group.objects.filter(horizon=Horizon.SHORT_TERM, archived_at__isnull=True, ends_on__isnull=False).select_related("workspace")
+    for group in due.order_by("id"):
+        if group.ends_on is not None and group.ends_on < now.astimezone(group.workspace.tz).date():
+            do_archive_group(group, None)
+            closed.append(group.pk)
+    return closed

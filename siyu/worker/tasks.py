@@ -115,3 +115,11 @@ def confirm_due_invites_periodic() -> dict[str, int]:
         for key, value in do_confirm_due_invites(campaign).items():
             totals[key] = totals.get(key, 0) + value
     return totals
+
+
+@db_periodic_task(crontab(minute="5"))
+def close_ended_short_term_groups_periodic() -> list[int]:
+    """Hourly, so a group ends soon after midnight in whatever zone its workspace keeps."""
+    from siyu.communities.actions import do_close_ended_short_term_groups
+
+    return do_close_ended_short_term_groups()
