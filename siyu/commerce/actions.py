@@ -68,6 +68,7 @@ from siyu.contacts.models import Contact
 from siyu.core import crypto
 from siyu.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from siyu.core.models import Workspace
+from siyu.core.oncommit import on_commit_batched
 
 MAX_AMOUNT = Decimal("999999999999.99")
 COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud at the till
@@ -129,16 +130,17 @@ def _lock_contact(contact: Contact) -> None:
 
 def schedule_lifecycle_update(contact_ids: Iterable[int | None]) -> None:
     """After commit, recompute the lifecycle stage of these contacts in the worker."""
-    ids = sorted({cid for cid in contact_ids if cid})
+    ids = {cid for cid in contact_ids if cid}
     if not ids:
         return
 
-    def _enqueue() -> None:
+    def _enqueue(batch: set[Any]) -> None:
         from siyu.commerce.tasks import update_lifecycle_task
 
-        update_lifecycle_task(ids)
+        update_lifecycle_task(sorted(batch))
 
-    transaction.on_commit(_enqueue)
+    # an import of many orders in one transaction queues one recompute, not one per order
+    on_commit_batched("lifecycle", None, ids, _enqueue)
 
 
 # ---------------------------------------------------------------- settings

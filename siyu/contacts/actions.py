@@ -39,6 +39,7 @@ from siyu.contacts.models import (
 )
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.models import Workspace
+from siyu.core.oncommit import on_commit_batched
 from siyu.core.phones import normalize_phone
 
 # Fields a caller may set on a contact; first-touch attribution is only set at creation.
@@ -52,23 +53,13 @@ def schedule_rule_evaluation(contact_ids: Iterable[int]) -> None:
     ids = set(contact_ids)
     if not ids:
         return
-    from django.db import connection
 
-    if connection.in_atomic_block:
-        # Django keeps the pending callbacks on the connection; join ours if it is there.
-        for _sids, func, *_ in connection.run_on_commit:
-            pending = getattr(func, "siyu_rule_ids", None)
-            if pending is not None:
-                pending.update(ids)
-                return
-
-    def _enqueue() -> None:
+    def _enqueue(batch: set[Any]) -> None:
         from siyu.worker.tasks import apply_tag_rules_task
 
-        apply_tag_rules_task(sorted(_enqueue.siyu_rule_ids))  # type: ignore[attr-defined]
+        apply_tag_rules_task(sorted(batch))
 
-    _enqueue.siyu_rule_ids = ids  # type: ignore[attr-defined]
-    transaction.on_commit(_enqueue)
+    on_commit_batched("tag_rules", None, ids, _enqueue)
 
 
 def check_can_edit(actor: Staff | None, contact: Contact) -> None:

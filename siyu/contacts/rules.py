@@ -27,6 +27,7 @@ from siyu.contacts.models import Contact, ContactEvent, ContactTag, Tag, TagRule
 from siyu.contacts.queries import resolve_tags
 from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
+from siyu.core.oncommit import on_commit_batched
 
 CONTACT_FIELDS = ("gender", "region", "city", "lifecycle_stage", "source_channel", "source_campaign", "external_ref")
 OPERATORS = ("eq", "ne", "in", "not_in", "contains", "gt", "gte", "lt", "lte", "exists")
@@ -204,20 +205,13 @@ def do_create_tag_rule(
 def schedule_full_pass(workspace_id: int) -> None:
     """After commit, run the workspace's rules over every contact — once, however many
     rules the transaction created (the demo creates several in one go)."""
-    from django.db import connection
 
-    # Django keeps the pending callbacks on the connection; look for ours by a marker.
-    for _sids, func, *_ in connection.run_on_commit:
-        if getattr(func, "siyu_full_pass", None) == workspace_id:
-            return
-
-    def _full_pass() -> None:
+    def _full_pass(_: set[Any]) -> None:
         from siyu.worker.tasks import run_tag_rules_task
 
         run_tag_rules_task(workspace_id)
 
-    _full_pass.siyu_full_pass = workspace_id  # type: ignore[attr-defined]
-    transaction.on_commit(_full_pass)
+    on_commit_batched("tag_rules_full_pass", workspace_id, (), _full_pass)
 
 
 def do_update_tag_rule(rule: TagRule, actor: Staff | None, *, conditions: Any = None, is_active: bool | None = None, name: str | None = None) -> TagRule:

@@ -15,6 +15,7 @@ from siyu.contacts.rules import do_apply_tag_rules
 from siyu.core import crypto
 from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
+from siyu.core.oncommit import batch_kind
 from siyu.core.phones import mask_phone, normalize_phone
 from siyu.demo.generate import TZ, anchor_for
 from siyu.demo.seed import DEMO_OWNER_EMAIL, DEMO_PASSWORD, DEMO_SLUG, do_seed_demo_workspace, seed_demo
@@ -242,7 +243,7 @@ def test_tags_agree_with_attributes_and_the_rules_have_nothing_to_add(django_cap
     # then
     ws = _demo()
     assert TagRule.objects.in_workspace(ws).count() == 4
-    assert len([c for c in callbacks if getattr(c, "siyu_full_pass", None)]) == 1  # the four rules share one first pass
+    assert len([c for c in callbacks if batch_kind(c) == "tag_rules_full_pass"]) == 1  # the four rules share one first pass
     # (the first pass may tag repeat buyers whose older orders fall in the 90-day rule window)
     assert do_apply_tag_rules(ws.pk) == {"contacts": SMALL, "added": 0, "removed": 0}
     held = collections.defaultdict(set)
