@@ -111,3 +111,21 @@ class GroupMessage(WorkspaceOwned):
         ordering = ["-sent_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["group", "external_id"], name="group_message_unique_external_id")]
         indexes = [models.Index(fields=["group", "sent_at"])]
+
+
+class MemberDayActivity(WorkspaceOwned):
+    """One member's activity in one group on one local day (the group's workspace time
+    zone). The inbound pipeline adds to these counters; roles and health read them."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="member_days")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_days")
+    day = models.DateField()
+    messages = models.PositiveIntegerField(default=0)
+    replies_received = models.PositiveIntegerField(default=0)
+    mentions = models.PositiveIntegerField(default=0, help_text="times this member was @-mentioned")
+    links = models.PositiveIntegerField(default=0, help_text="links and cards shared")
+
+    class Meta:
+        ordering = ["-day", "group_id", "contact_id"]
+        constraints = [models.UniqueConstraint(fields=["group", "contact", "day"], name="member_day_activity_unique")]
+        indexes = [models.Index(fields=["group", "day"]), models.Index(fields=["contact", "day"])]
