@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from siyu.contacts.models import Contact, ContactEvent
+from siyu.core.oncommit import on_commit_batched
 
 
 class EventKind:
@@ -55,4 +56,19 @@ def record_timeline(
     except IntegrityError:
         # A concurrent writer stored the same fact first.
         return ContactEvent.objects.get(workspace_id=contact.workspace_id, idempotency_key=key), False
+    schedule_event_fanout([event.pk])
     return event, True
+
+
+def schedule_event_fanout(event_ids: list[int]) -> None:
+    """After commit, hand new timeline events to the consumers that react to them
+    (segment membership, journey triggers) — one worker task per transaction."""
+    if not event_ids:
+        return
+
+    def _enqueue(batch: set[Any]) -> None:
+        from siyu.worker.tasks import contact_events_task
+
+        contact_events_task(sorted(batch))
+
+    on_commit_batched("contact_events", None, event_ids, _enqueue)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
@@ -40,6 +41,27 @@ def tag_rules_hourly() -> None:
     hourly pass over every workspace keeps rule tags true."""
     for ws_id in Workspace.objects.values_list("pk", flat=True):
         run_tag_rules_task(ws_id)
+
+
+def _event_consumers() -> list[Callable[[list[Any]], object]]:
+    """Who reacts to new timeline events, in order: segments first (their enter/leave
+    events are timeline events themselves and come back through here), then journeys."""
+    return []
+
+
+@db_task(retries=3, retry_delay=5)
+def contact_events_task(event_ids: Sequence[int]) -> int:
+    """Hand new timeline events (oldest first) to every consumer; consumers are idempotent
+    per event, so a retry after a crash does no harm."""
+    from siyu.contacts.models import ContactEvent
+
+    consumers = _event_consumers()
+    if not consumers:
+        return 0
+    events = list(ContactEvent.objects.filter(pk__in=list(event_ids)).order_by("pk"))
+    for consume in consumers:
+        consume(events)
+    return len(events)
 
 
 @db_task(retries=4, retry_delay=2)
