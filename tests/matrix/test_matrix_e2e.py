@@ -1,5 +1,6 @@
 """The group bot end to end against a real Synapse on loopback: a room becomes a group,
-a new member is welcomed, an advert (phone number + 加我微信) gets its author removed and
+a new member is welcomed, an evasive advert (加 V 信 with a spaced-out id, a phone number in
+full-width digits) gets its author removed and
 the message redacted with a notice in the room, and all of it is visible through the
 siyu API. Nothing is faked: the listener long-polls Synapse, the inbox processes what
 it stores, and the outbox delivers through the Matrix adapter (Huey runs immediately
@@ -91,8 +92,9 @@ def test_welcome_and_advert_removal_in_a_real_synapse_room(matrix: MatrixCast, s
         wait_for("the chat message to be stored", lambda: GroupMessage.objects.filter(external_id=chat_id).exists())
         assert not ModerationCase.objects.exists()
 
-        # when bob posts a phone number with 加我微信, he is removed and the advert redacted
-        advert_id = bob.send_text(room, "想要同款的加我微信，电话 13812345678")
+        # when bob posts an evasive advert (a spaced-out WeChat id, a phone number in full-width
+        # digits with spaces), he is removed with a notice and the advert redacted
+        advert_id = bob.send_text(room, "想要同款的加 V 信：abc_123，或打 １３８ １２３４ ５６７８")
         kicked = wait_for("bob to be removed", lambda: _left(alice.membership(room, bob.user_id)))
         assert kicked["sender"] == bot_id
         notice = wait_for("the removal notice", lambda: [
@@ -129,7 +131,7 @@ def test_welcome_and_advert_removal_in_a_real_synapse_room(matrix: MatrixCast, s
     assert cases["count"] == 1
     case = cases["items"][0]
     assert (case["group_id"], case["contact_id"], case["verdict"]) == (group.pk, by_name["Bob"]["contact_id"], "remove")
-    assert case["text"] == "想要同款的加我微信，电话 13812345678"
+    assert case["text"] == "想要同款的加 V 信：abc_123，或打 １３８ １２３４ ５６７８"
     assert {r["detector"] for r in case["reasons"]} == {"phone", "wechat_id"}
     assert [a.get("command") for a in case["applied"] if "outbox" in a] == ["delete_message", "remove_member", "send_message"]
 
