@@ -1511,7 +1511,8 @@ def do_expire_memberships(*, workspace_id: int | None = None, now: dt.datetime |
 
 def _apply_auto_tier(contact: Contact, actor: Staff | None) -> MemberCard | None:
     """Lift the contact to the best free tier its lifetime spend reaches (only upward;
-    a refund never demotes — that is a decision for a person)."""
+    a refund never demotes — that is a decision for a person; a running paid card is
+    never replaced)."""
     tiers = list(
         MembershipTier.objects.in_workspace(contact.workspace_id).filter(kind=TierKind.FREE, is_active=True, min_spend__isnull=False)
         .order_by("-rank", "-min_spend")
@@ -1524,7 +1525,9 @@ def _apply_auto_tier(contact: Contact, actor: Staff | None) -> MemberCard | None
         return None
     _lock_contact(contact)
     current = _active_card_locked(contact)
-    if current is not None and current.tier.rank >= reached.rank:
+    if current is not None and (current.tier.rank >= reached.rank or current.tier.kind == TierKind.PAID):
+        # a running paid card is something the customer bought: spending never swaps it
+        # for a free tier (staff may still change it by hand)
         return None
     return _open_card(contact, reached, actor, source="auto", at=timezone.now(), order=None, price_paid=ZERO)
 

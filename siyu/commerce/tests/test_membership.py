@@ -122,6 +122,21 @@ def test_spending_lifts_a_contact_to_an_automatic_tier_and_a_refund_does_not_dem
     assert after_refund is not None and after_refund.pk == gold.pk
 
 
+def test_spending_never_swaps_a_running_paid_card_for_a_free_tier(workspace):
+    # given a paid card of low rank and a free tier of higher rank reached by spending
+    paid = do_create_tier(workspace, None, name="付费会员", kind="paid", price="99", validity_days=365, rank=1)
+    do_create_tier(workspace, None, name="金卡", rank=5, min_spend="500")
+    contact = make_contact(workspace)
+    card = do_join_tier(contact, paid, price_paid="99")
+
+    # when the contact spends past the free tier's threshold
+    record(workspace, contact, "P1", "800")
+
+    # then the paid card is still the active one
+    current = active_card(contact)
+    assert current is not None and (current.pk, current.tier.name) == (card.pk, "付费会员")
+
+
 def test_the_expiry_pass_only_closes_ended_cards(workspace, paid):
     ending, running = make_contact(workspace), make_contact(workspace)
     do_join_tier(ending, paid, at=timezone.now() - dt.timedelta(days=366))
