@@ -414,6 +414,10 @@ def fit_bgnbd(
     at_bound = bool(np.any(np.abs(theta) >= LOG_BOUND - 1e-6))
     if at_bound:
         warnings.append("a parameter reached the search bound: the data do not identify the model well")
+    if not result.success:
+        # L-BFGS-B's "ABNORMAL" ends often sit at the optimum, but nobody should have to
+        # read the diagnostics to find out that it did not confirm convergence
+        warnings.append(f"the optimiser stopped without confirming convergence ({str(result.message).strip()}): compare with a holdout before relying on it")
     grad_norm = float(np.linalg.norm(objective(theta)[1]))
     ll_original = log_likelihood_and_gradient(theta, data)[0] + _wsum(data.weight, data.x) * np.log(scale)
     return BgNbdFit(

@@ -154,6 +154,10 @@ def fit_gamma_gamma(
     at_bound = bool(np.any(np.abs(theta) >= LOG_BOUND - 1e-6))
     if at_bound:
         warnings.append("a parameter reached the search bound: the data do not identify the model well")
+    if not result.success:
+        # L-BFGS-B's "ABNORMAL" ends often sit at the optimum, but nobody should have to
+        # read the diagnostics to find out that it did not confirm convergence
+        warnings.append(f"the optimiser stopped without confirming convergence ({str(result.message).strip()}): compare with a holdout before relying on it")
     if params.q <= 1:
         warnings.append("q ≤ 1: the population mean order value is infinite; customers without repeat purchases get their own first value")
     correlation = float(np.corrcoef(x, m)[0, 1]) if x.shape[0] > 1 and np.std(x) > 0 and np.std(m) > 0 else 0.0

@@ -236,3 +236,23 @@ def test_calibration_end_must_precede_observation_end():
     with pytest.raises(ValidationFailed) as refused:
         bgnbd.calibration_and_holdout(cdnow.transactions(), dt.date(1998, 7, 1), dt.date(1998, 6, 30))
     assert refused.value.code == "invalid_calibration_end"
+
+
+def test_an_optimiser_that_does_not_confirm_convergence_is_reported_as_a_warning(monkeypatch):
+    # given: the optimiser's own verdict is "not converged"
+    real = bgnbd.minimize
+
+    def unconfirmed(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.success, result.message = False, "ABNORMAL: "
+        return result
+
+    monkeypatch.setattr(bgnbd, "minimize", unconfirmed)
+    x, t_x, T = simulate_summary(BgNbdParams(r=0.25, alpha=4.0, a=0.8, b=2.5), np.full(2_000, 52.0), seed=4)
+    # when
+    fit = bgnbd.fit_bgnbd(x, t_x, T)
+    # then
+    assert fit.diagnostics.converged is False
+    assert [w for w in fit.diagnostics.warnings if w.startswith("the optimiser stopped")] == [
+        "the optimiser stopped without confirming convergence (ABNORMAL:): compare with a holdout before relying on it"
+    ]

@@ -71,3 +71,23 @@ def test_refuses_with_too_few_repeat_customers():
         gamma_gamma.fit_gamma_gamma(np.array([1.0] * 5 + [0.0] * 50), np.array([20.0] * 5 + [0.0] * 50), min_repeat_customers=20)
     assert refused.value.code == "too_little_data"
     assert refused.value.message == "too little data to fit Gamma-Gamma: 5 customers with repeat purchases, at least 20 are needed"
+
+
+def test_an_optimiser_that_does_not_confirm_convergence_is_reported_as_a_warning(monkeypatch):
+    # given: the optimiser's own verdict is "not converged" (as L-BFGS-B's ABNORMAL ends are)
+    real = gamma_gamma.minimize
+
+    def unconfirmed(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.success, result.message = False, "ABNORMAL: "
+        return result
+
+    monkeypatch.setattr(gamma_gamma, "minimize", unconfirmed)
+    data = cdnow.summary_file()
+    # when
+    fit = gamma_gamma.fit_gamma_gamma(data["x"], data["zbar"])
+    # then: the fit says so in its warnings, not only in its diagnostics
+    assert fit.diagnostics.converged is False
+    assert [w for w in fit.diagnostics.warnings if w.startswith("the optimiser stopped")] == [
+        "the optimiser stopped without confirming convergence (ABNORMAL:): compare with a holdout before relying on it"
+    ]
