@@ -278,6 +278,11 @@ def test_orders_list_filters_by_status_store_and_day(shop, console_client):
     until = (today - dt.timedelta(days=10)).isoformat()
     assert _listed(client.get("/console/commerce/orders/", {"to": until}).content.decode()) == ["SO-1"]
     assert _listed(client.get("/console/commerce/orders/", {"status": "refunded"}).content.decode()) == []
+    # the store filter offers each store once, however many orders it has
+    page = client.get("/console/commerce/orders/").content.decode()
+    assert re.findall(r'<option value="([^"]+)"(?: selected)?>', page.split('name="store"')[1].split("</select>")[0]) == [
+        "上海静安店", "衣澜官方小程序"
+    ]
 
 
 def test_agents_see_only_their_customers_orders(shop, console_client):

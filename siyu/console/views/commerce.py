@@ -243,7 +243,7 @@ def commerce_orders(request: HttpRequest, console: Console) -> HttpResponse:
     if end is not None:
         orders = orders.filter(placed_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
     page = Paginator(orders.order_by("-placed_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
-    stores = sorted(s for s in visible_orders(console.workspace, console.staff).values_list("store", flat=True).distinct() if s)
+    stores = sorted(s for s in visible_orders(console.workspace, console.staff).order_by().values_list("store", flat=True).distinct() if s)
     query = {k: v for k, v in {"status": status, "store": store, "from": request.GET.get("from", ""), "to": request.GET.get("to", "")}.items() if v}
     return render(
         request,
