@@ -126,10 +126,26 @@ def _record_result(row: OutboxMessage, result: SendResult) -> str:
     else:
         fields.update(status=OutboxStatus.FAILED, error_code=result.error_code[:64], error=result.error[:2000])
     # Only the holder of the lease may record the outcome.
-    OutboxMessage.objects.filter(pk=row.pk, status=OutboxStatus.SENDING).update(**fields)
+    recorded = OutboxMessage.objects.filter(pk=row.pk, status=OutboxStatus.SENDING).update(**fields)
+    if recorded and result.ok and row.command == CommandKind.CREATE_GROUP:
+        _link_created_group(row, result.external_id)
     if fields["status"] == OutboxStatus.PENDING:
         _schedule(row.pk, delay=fields["next_attempt_at"].timestamp() - now.timestamp())
     return str(fields["status"])
+
+
+def _link_created_group(row: OutboxMessage, external_id: str) -> None:
+    """A group siyu asked the channel to create (re-pull, live-code window, playbook sale
+    group) learns its platform id from the send result, so the platform's later events
+    about that room find the same group instead of creating a second one."""
+    from siyu.communities.models import Group
+
+    group_id = (row.payload or {}).get("group_id")
+    if not isinstance(group_id, int) or not external_id:
+        return
+    Group.objects.filter(workspace_id=row.account.workspace_id, pk=group_id, external_id="").update(
+        external_id=external_id[:200], channel_account=row.account
+    )
 
 
 def due_ids(limit: int = 1000) -> list[int]:

@@ -1,0 +1,51 @@
+"""A group siyu asks the channel to create learns its platform id from the send result."""
+
+import pytest
+
+from siyu.channels.actions import do_create_channel_account
+from siyu.channels.base import Command, CommandKind
+from siyu.channels.models import OutboxStatus
+from siyu.channels.outbox import deliver, do_enqueue
+from siyu.communities.actions import do_create_group
+from siyu.core.testing import make_workspace
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_delivered_create_group_gives_the_group_its_platform_id():
+    # given a group created in siyu that the channel does not know yet
+    ws = make_workspace()
+    account = do_create_channel_account(ws, None, kind="sandbox", name="sbx")
+    group = do_create_group(ws, None, name="新群")
+    row, _ = do_enqueue(account, Command(CommandKind.CREATE_GROUP, f"create:{group.pk}", "", {"name": "新群", "group_id": group.pk}))
+
+    # when the channel creates it
+    assert deliver(row.pk) == OutboxStatus.SENT
+
+    # then the group carries the channel's id and account
+    row.refresh_from_db()
+    group.refresh_from_db()
+    assert row.external_id.startswith("sbx-")
+    assert (group.external_id, group.channel_account_id) == (row.external_id, account.pk)
+
+
+def test_a_group_of_another_workspace_or_with_an_id_already_is_left_alone():
+    # given a create command that names a foreign group, and one for a group that has an id
+    ws, other = make_workspace(), make_workspace()
+    account = do_create_channel_account(ws, None, kind="sandbox", name="sbx")
+    foreign = do_create_group(other, None, name="别人的群")
+    known = do_create_group(ws, None, name="老群", external_id="room-1", channel_account=account)
+    rows = [
+        do_enqueue(account, Command(CommandKind.CREATE_GROUP, f"create:{g.pk}", "", {"name": g.name, "group_id": g.pk}))[0]
+        for g in (foreign, known)
+    ]
+
+    # when both are delivered
+    for row in rows:
+        assert deliver(row.pk) == OutboxStatus.SENT
+
+    # then neither group changed
+    foreign.refresh_from_db()
+    known.refresh_from_db()
+    assert (foreign.external_id, foreign.channel_account_id) == ("", None)
+    assert known.external_id == "room-1"
