@@ -74,3 +74,25 @@ class AuditEntry(WorkspaceOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "audit entries"
+
+
+class StaffChannelIdentity(WorkspaceOwned):
+    """Who a staff member is on one channel account (their WeCom ``userid``): needed to
+    put them on a platform 「联系我」 code and to attribute channel events to them.
+    One identity per staff member per account, and one staff member per user id."""
+
+    staff = models.ForeignKey(Staff, on_delete=models.CASCADE, related_name="channel_identities")
+    account = models.ForeignKey("channels.ChannelAccount", on_delete=models.CASCADE, related_name="staff_identities")
+    external_id = models.CharField(max_length=64, help_text="the staff member's user id on the channel (WeCom userid)")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "staff_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "staff"], name="staff_identity_once_per_account"),
+            models.UniqueConstraint(fields=["account", "external_id"], name="staff_identity_unique_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.staff_id}@{self.account_id}={self.external_id}"

@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from siyu.accounts.events import record_audit
-from siyu.accounts.models import Staff
+from siyu.accounts.models import Staff, StaffChannelIdentity
 from siyu.accounts.permissions import Perm, require
 from siyu.acquisition.errors import CodeUnavailable
 from siyu.acquisition.models import (
@@ -41,17 +41,25 @@ from siyu.acquisition.models import (
     Scan,
     ScanOutcome,
     SourceKind,
+    SyncStatus,
 )
 from siyu.channels.models import ChannelAccount, ChannelKind
 from siyu.communities.models import Group, Membership
 from siyu.contacts.models import Contact, Tag, TagSource
-from siyu.core.errors import NotFound, ValidationFailed
+from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.models import Workspace
 
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: codes get typed from posters
 CODE_LENGTH = 8
 #: a second scan by the same visitor within this window goes to the same target, no new seat
 REPEAT_WINDOW = dt.timedelta(hours=24)
+#: a reserved seat whose scan has not turned into an add/join after this long goes back to
+#: the pool (settings.SIYU_LIVE_CODE_SEAT_TTL_MINUTES overrides it)
+SEAT_TTL = dt.timedelta(minutes=30)
+#: outcomes that hold a target (a seat or an add of a staff member's allowance, or the backup)
+ROUTED = (ScanOutcome.STAFF, ScanOutcome.BACKUP, ScanOutcome.GROUP)
+#: outcomes that took a seat / an allowance and so can give it back
+SEAT_TAKING = (ScanOutcome.STAFF, ScanOutcome.GROUP)
 CHANNEL_FIELDS = ("name", "kind", "owner", "cost_model", "cost_per_add", "welcome_message", "is_active", "tags", "groups")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -126,6 +134,11 @@ def do_create_channel(workspace: Workspace, actor: Staff | None, *, key: str, na
     return channel
 
 
+def _plain(value: Any) -> Any:
+    # Audit rows are JSON: a related row is recorded by its id.
+    return value.pk if hasattr(value, "pk") else value
+
+
 def do_update_channel(channel: AcquisitionChannel, actor: Staff | None, **changes: Any) -> AcquisitionChannel:
     """Change a channel's settings (its key is permanent: contacts keep it as first
     touch). Records ``acquisition_channel.updated``."""
@@ -137,7 +150,7 @@ def do_update_channel(channel: AcquisitionChannel, actor: Staff | None, **change
     tags = clean.pop("tags", None)
     groups = clean.pop("groups", None)
     with transaction.atomic():
-        before = {k: getattr(channel, k) for k in clean}
+        before = {k: _plain(getattr(channel, k)) for k in clean}
         for k, v in clean.items():
             setattr(channel, k, v)
         if clean:
@@ -147,7 +160,7 @@ def do_update_channel(channel: AcquisitionChannel, actor: Staff | None, **change
         if groups is not None:
             channel.groups.set(_check_refs(workspace, Group, groups, "group"))
         record_audit(workspace, actor, "acquisition_channel.updated", target=channel, before=before,
-                     after={k: getattr(channel, k) for k in clean})
+                     after={k: _plain(getattr(channel, k)) for k in clean})
     return channel
 
 
@@ -313,6 +326,10 @@ def do_add_code_staff(
             workspace_id=live_code.workspace_id, live_code=live_code, staff=staff, weight=weight, daily_cap=daily_cap,
             total_cap=total_cap, schedule=clean_schedule, is_online=is_online, position=live_code.staff_slots.count(),
         )
+        if _on_wecom(live_code):
+            slot.sync_status = SyncStatus.PENDING
+            slot.save(update_fields=["sync_status"])
+            request_code_sync(live_code)
         record_audit(live_code.workspace, actor, "live_code.staff_added", target=live_code,
                      after={"staff": staff.pk, "weight": weight, "daily_cap": daily_cap, "total_cap": total_cap})
     return slot
@@ -370,6 +387,7 @@ def _add_group_slot(live_code: LiveCode, actor: Staff | None, group: Group, capa
     )
     record_audit(live_code.workspace, actor, "live_code.group_added", target=live_code,
                  after={"group": group.pk, "capacity": capacity, "seats_taken": taken})
+    request_code_sync(live_code)
     return slot
 
 
@@ -386,9 +404,13 @@ def _open_next_group(live_code: LiveCode, workspace: Workspace, now: dt.datetime
     from siyu.communities.actions import do_create_group
 
     account = live_code.channel_account
-    number = live_code.groups_created + 1
+    cannot_create = account is not None and not adapter_for(account).can(Capability.CREATE_GROUP)
+    # Groups that staff create by hand never bump groups_created, so the task's number
+    # (and dedupe key) follows the groups on the code instead, one task per missing group.
+    number = (LiveCodeGroup.objects.filter(live_code=live_code).count() if cannot_create else live_code.groups_created) + 1
     name = live_code.group_name_template.format(channel=live_code.channel.name, code=live_code.name, n=number)[:100]
-    if account is not None and not adapter_for(account).can(Capability.CREATE_GROUP):
+    if cannot_create:
+        assert account is not None
         from siyu.channels.actions import do_create_staff_task
 
         do_create_staff_task(
@@ -431,6 +453,7 @@ def _route_group(live_code: LiveCode, workspace: Workspace, now: dt.datetime) ->
     if chosen.seats_taken >= chosen.capacity:
         chosen.filled_at = now
         chosen.save(update_fields=["filled_at"])
+        request_code_sync(live_code)  # the join way moves on to the next groups
     still_open = sum(1 for s in open_slots if s.seats_taken < s.capacity)
     if still_open < live_code.low_watermark and live_code.auto_create_groups:
         _open_next_group(live_code, workspace, now)
@@ -478,9 +501,12 @@ def do_route_scan(code: str, *, visitor_key: str, user_agent: str = "", invite_c
         workspace = live_code.workspace
         scan = Scan(workspace=workspace, live_code=live_code, scanned_at=now, visitor_key=visitor_key[:64],
                     user_agent=user_agent[:300], invite_code=invite_code[:16])
+        # Only a scan that still holds its target counts: once its seat was released as
+        # stale, a new scan of the same visitor must take a seat of its own.
         previous = (
-            Scan.objects.filter(live_code=live_code, visitor_key=scan.visitor_key, scanned_at__gte=now - REPEAT_WINDOW)
-            .exclude(outcome=ScanOutcome.EXHAUSTED).order_by("-scanned_at", "-id").first()
+            Scan.objects.filter(live_code=live_code, visitor_key=scan.visitor_key, scanned_at__gte=now - REPEAT_WINDOW,
+                                outcome__in=ROUTED, released_at__isnull=True)
+            .order_by("-scanned_at", "-id").first()
         )
         if previous is not None:
             scan.outcome, scan.staff_id, scan.group_id = ScanOutcome.REPEAT, previous.staff_id, previous.group_id
@@ -534,15 +560,25 @@ def do_record_arrival(contact: Contact, *, state: str, occurred_at: dt.datetime 
     when = occurred_at or timezone.now()
     invite_code = state[len(INVITE_PREFIX):] if state.startswith(INVITE_PREFIX) else ""
     with transaction.atomic():
-        candidates = Scan.objects.select_for_update().filter(live_code=live_code, contact__isnull=True, scanned_at__lte=when)
+        candidates = Scan.objects.select_for_update().filter(live_code=live_code, contact__isnull=True, scanned_at__lte=when,
+                                                             outcome__in=ROUTED)
         if invite_code:
             candidates = candidates.filter(invite_code=invite_code)
-        scan = candidates.exclude(outcome=ScanOutcome.EXHAUSTED).order_by("-scanned_at", "-id").first()
+        # A scan still holding its seat first; a late arrival whose seat was already
+        # released takes one back (if one is free: the platform itself refuses a full group).
+        scan = candidates.filter(released_at__isnull=True).order_by("-scanned_at", "-id").first()
+        if scan is None:
+            scan = candidates.order_by("-scanned_at", "-id").first()
         if Scan.objects.filter(live_code=live_code, contact=contact).exists():
             scan = None
         if scan is not None:
             scan.contact = contact
-            scan.save(update_fields=["contact"])
+            fields = ["contact"]
+            if scan.released_at is not None:
+                _retake_seat(scan, when)
+                scan.released_at = None
+                fields.append("released_at")
+            scan.save(update_fields=fields)
         do_record_event(contact, "scan", idempotency_key=f"arrival:{live_code.pk}:{contact.pk}", occurred_at=when,
                         data={"live_code": live_code.code, "channel": live_code.channel.key, "scan": scan.pk if scan else None})
         tags = list(live_code.channel.tags.all())
@@ -553,3 +589,416 @@ def do_record_arrival(contact: Contact, *, state: str, occurred_at: dt.datetime 
 
             do_record_invite(invite_code, contact, visitor_key=scan.visitor_key if scan else "", occurred_at=when)
     return scan
+
+
+# ---------------------------------------------------------------- stale reservations
+
+
+def seat_ttl() -> dt.timedelta:
+    from django.conf import settings
+
+    minutes = getattr(settings, "SIYU_LIVE_CODE_SEAT_TTL_MINUTES", None)
+    return dt.timedelta(minutes=int(minutes)) if minutes else SEAT_TTL
+
+
+def _retake_seat(scan: Scan, now: dt.datetime) -> None:
+    if scan.outcome == ScanOutcome.GROUP and scan.group_id is not None:
+        slot = LiveCodeGroup.objects.filter(live_code_id=scan.live_code_id, group_id=scan.group_id).first()
+        if slot is not None and LiveCodeGroup.objects.filter(pk=slot.pk, seats_taken__lt=F("capacity")).update(
+            seats_taken=F("seats_taken") + 1
+        ):
+            LiveCodeGroup.objects.filter(pk=slot.pk, seats_taken__gte=F("capacity"), filled_at__isnull=True).update(filled_at=now)
+    elif scan.outcome == ScanOutcome.STAFF and scan.staff_id is not None:
+        # The friend is already added: the allowance counts them whatever the cap says.
+        LiveCodeStaff.objects.filter(live_code_id=scan.live_code_id, staff_id=scan.staff_id).update(total_count=F("total_count") + 1)
+
+
+def _release_code(live_code_id: int, cutoff: dt.datetime, now: dt.datetime) -> dict[str, int]:
+    with _write_gate(), transaction.atomic():
+        # The same lock routing takes: a release never interleaves with a seat check.
+        live_code = LiveCode.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=live_code_id)
+        stale = list(
+            Scan.objects.select_for_update().filter(live_code=live_code, outcome__in=SEAT_TAKING, contact__isnull=True,
+                                                    released_at__isnull=True, scanned_at__lt=cutoff)
+            .values_list("pk", "outcome", "group_id", "staff_id", "scanned_at")
+        )
+        if not stale:
+            return {"groups": 0, "staff": 0}
+        tz = live_code.workspace.tz
+        per_group: dict[int, int] = {}
+        per_staff: dict[int, list[dt.date]] = {}
+        for _, outcome, group_id, staff_id, scanned_at in stale:
+            if outcome == ScanOutcome.GROUP and group_id is not None:
+                per_group[group_id] = per_group.get(group_id, 0) + 1
+            elif outcome == ScanOutcome.STAFF and staff_id is not None:
+                per_staff.setdefault(staff_id, []).append(scanned_at.astimezone(tz).date())
+        released_groups = released_staff = 0
+        reopened = False
+        for slot in LiveCodeGroup.objects.select_for_update().filter(live_code=live_code, group_id__in=per_group):
+            n = min(per_group[slot.group_id], slot.seats_taken)
+            slot.seats_taken -= n
+            fields = ["seats_taken"]
+            if slot.filled_at is not None and slot.seats_taken < slot.capacity and slot.group.archived_at is None:
+                slot.filled_at = None  # open again: it is back in the window
+                fields.append("filled_at")
+            slot.save(update_fields=fields)
+            if "filled_at" in fields:
+                reopened = True
+            released_groups += n
+        for staff_slot in LiveCodeStaff.objects.select_for_update().filter(live_code=live_code, staff_id__in=per_staff):
+            days = per_staff[staff_slot.staff_id]
+            staff_slot.total_count = max(0, staff_slot.total_count - len(days))
+            if staff_slot.day is not None:
+                staff_slot.day_count = max(0, staff_slot.day_count - sum(1 for d in days if d == staff_slot.day))
+            staff_slot.save(update_fields=["total_count", "day_count"])
+            released_staff += len(days)
+        Scan.objects.filter(pk__in=[row[0] for row in stale]).update(released_at=now)
+        if reopened:
+            request_code_sync(live_code)
+        record_audit(live_code.workspace, None, "live_code.seats_released", target=live_code,
+                     summary=f"{released_groups} group seats and {released_staff} staff adds released (no arrival before {cutoff:%H:%M})",
+                     after={"groups": released_groups, "staff": released_staff, "scans": len(stale)})
+    return {"groups": released_groups, "staff": released_staff}
+
+
+def do_release_stale_seats(*, now: dt.datetime | None = None, ttl: dt.timedelta | None = None) -> dict[str, int]:
+    """Give back the seats (group codes) and daily/total allowance (staff codes) reserved by
+    scans that did not turn into a join/add within ``ttl`` (default :func:`seat_ttl`),
+    so capacity is not wasted on people who scanned and walked away. Each code is done
+    under the same lock as routing, so a release only ever makes room and no group or
+    staff member can be routed past its cap. A person who arrives after all takes a seat
+    back (:func:`do_record_arrival`). Records ``live_code.seats_released`` per code.
+    Returns the counts released."""
+    now = now or timezone.now()
+    cutoff = now - (ttl if ttl is not None else seat_ttl())
+    code_ids = sorted(set(
+        Scan.objects.filter(outcome__in=SEAT_TAKING, contact__isnull=True, released_at__isnull=True, scanned_at__lt=cutoff)
+        .values_list("live_code_id", flat=True)
+    ))
+    totals = {"codes": 0, "groups": 0, "staff": 0}
+    for code_id in code_ids:
+        done = _release_code(code_id, cutoff, now)
+        if done["groups"] or done["staff"]:
+            totals["codes"] += 1
+        totals["groups"] += done["groups"]
+        totals["staff"] += done["staff"]
+    return totals
+
+
+def do_remove_code_staff(slot: LiveCodeStaff, actor: Staff | None) -> None:
+    """Take a staff member off a staff code (their past scans stay). Records
+    ``live_code.staff_removed``."""
+    require(actor, Perm.OPERATE_CHANNELS)
+    with transaction.atomic():
+        live_code = slot.live_code
+        record_audit(live_code.workspace, actor, "live_code.staff_removed", target=live_code,
+                     before={"staff": slot.staff_id, "weight": slot.weight, "daily_cap": slot.daily_cap, "total_cap": slot.total_cap})
+        config_id, account_id = slot.config_id, live_code.channel_account_id
+        slot.delete()
+        if config_id and _on_wecom(live_code):
+
+            def schedule() -> None:
+                from siyu.worker.tasks import delete_contact_way_task
+
+                delete_contact_way_task(account_id, config_id)
+
+            transaction.on_commit(schedule)
+
+
+def do_remove_code_group(slot: LiveCodeGroup, actor: Staff | None) -> None:
+    """Take a group off a group code's fill order (the group itself and past scans stay).
+    A WeCom join way is then re-synced without it. Records ``live_code.group_removed``."""
+    require(actor, Perm.OPERATE_CHANNELS)
+    with transaction.atomic():
+        live_code = LiveCode.objects.select_for_update(of=("self",)).select_related("channel_account", "workspace").get(pk=slot.live_code_id)
+        record_audit(live_code.workspace, actor, "live_code.group_removed", target=live_code,
+                     before={"group": slot.group_id, "capacity": slot.capacity, "seats_taken": slot.seats_taken})
+        slot.delete()
+        request_code_sync(live_code)
+
+
+def do_update_code_group(slot: LiveCodeGroup, actor: Staff | None, *, capacity: int) -> LiveCodeGroup:
+    """Change a group slot's capacity (never below the seats already taken, never above
+    the group's own capacity). A slot that gains room opens again; one that reaches its
+    capacity closes. Records ``live_code.group_updated``."""
+    require(actor, Perm.OPERATE_CHANNELS)
+    with transaction.atomic():
+        live_code = LiveCode.objects.select_for_update(of=("self",)).select_related("channel_account", "workspace").get(pk=slot.live_code_id)
+        slot = LiveCodeGroup.objects.select_related("group").get(pk=slot.pk)
+        top = min(slot.group.capacity, GROUP_CAPACITY_MAX)
+        if not 1 <= capacity <= top:
+            raise ValidationFailed(f"capacity must be between 1 and {top} (the group's own capacity)", code="invalid_capacity")
+        if capacity < slot.seats_taken:
+            raise ValidationFailed(f"{slot.seats_taken} seats are already taken: capacity cannot go below that",
+                                   code="capacity_below_taken")
+        before = {"capacity": slot.capacity}
+        slot.capacity = capacity
+        was_open = slot.filled_at is None
+        slot.filled_at = None if capacity > slot.seats_taken else (slot.filled_at or timezone.now())
+        slot.save(update_fields=["capacity", "filled_at"])
+        record_audit(live_code.workspace, actor, "live_code.group_updated", target=live_code, before=before,
+                     after={"group": slot.group_id, "capacity": capacity})
+        if was_open != (slot.filled_at is None):
+            request_code_sync(live_code)
+    return slot
+
+
+LIVE_CODE_SETTINGS = ("name", "group_capacity", "window_size", "low_watermark", "expires_at", "auto_create_groups", "backup_staff")
+
+
+def do_update_live_code(live_code: LiveCode, actor: Staff | None, **changes: Any) -> LiveCode:
+    """Change a live code's own settings: name, seats per new group (``group_capacity``),
+    window of open groups, low watermark, expiry, auto-open, backup staff. Existing group
+    slots keep their capacity (edit them one by one). Records ``live_code.updated``."""
+    require(actor, Perm.OPERATE_CHANNELS)
+    if unknown := set(changes) - set(LIVE_CODE_SETTINGS):
+        raise ValidationFailed(f"unknown field {sorted(unknown)[0]!r}", code="unknown_field")
+    merged = {k: changes.get(k, getattr(live_code, k)) for k in ("group_capacity", "window_size", "low_watermark")}
+    if "name" in changes:
+        changes["name"] = (changes["name"] or "").strip()[:100]
+        if not changes["name"]:
+            raise ValidationFailed("name must not be empty", code="name_required")
+    if not 2 <= merged["group_capacity"] <= GROUP_CAPACITY_MAX:
+        raise ValidationFailed(f"group capacity must be between 2 and {GROUP_CAPACITY_MAX} (the channel's group limit)",
+                               code="invalid_capacity")
+    if not 1 <= merged["window_size"] <= JOIN_WAY_MAX_GROUPS:
+        raise ValidationFailed(f"window size must be between 1 and {JOIN_WAY_MAX_GROUPS} (a WeCom join way lists at most 5 groups)",
+                               code="invalid_window")
+    if not 0 <= merged["low_watermark"] <= merged["window_size"]:
+        raise ValidationFailed("low watermark must be between 0 and the window size", code="invalid_window")
+    backup = changes.get("backup_staff")
+    if backup is not None and backup.workspace_id != live_code.workspace_id:
+        raise NotFound("staff not found", code="staff_not_found")
+    with transaction.atomic():
+        before = {k: _plain(getattr(live_code, k)) for k in changes}
+        for key, value in changes.items():
+            setattr(live_code, key, value)
+        live_code.save(update_fields=list(changes))
+        record_audit(live_code.workspace, actor, "live_code.updated", target=live_code, before=before,
+                     after={k: _plain(v) for k, v in changes.items()})
+        if "window_size" in changes:
+            request_code_sync(live_code)
+    return live_code
+
+
+# ---------------------------------------------------------------- staff ↔ channel user id
+
+
+_USERID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def do_map_staff_identity(account: ChannelAccount, staff: Staff, actor: Staff | None, *, userid: str) -> StaffChannelIdentity | None:
+    """Record who ``staff`` is on a channel account (their WeCom ``userid``); an empty
+    userid removes the mapping. The staff member's 「联系我」 codes on that account are
+    then (re)synced. Records ``staff.channel_identity_set``."""
+    require(actor, Perm.MANAGE_STAFF)
+    if account.workspace_id != staff.workspace_id:
+        raise NotFound("staff not found", code="staff_not_found")
+    userid = (userid or "").strip()
+    if userid and not _USERID_RE.match(userid):
+        raise ValidationFailed("a userid has 1–64 letters, digits or _ . @ -", code="invalid_userid")
+    with transaction.atomic():
+        current = StaffChannelIdentity.objects.filter(account=account, staff=staff).first()
+        before = {"userid": current.external_id if current else ""}
+        if userid:
+            taken = StaffChannelIdentity.objects.filter(account=account, external_id=userid).exclude(staff=staff).select_related("staff").first()
+            if taken is not None:
+                raise Conflict(f"userid {userid} already belongs to {taken.staff.display_name} on this account", code="userid_taken")
+        if current is not None and current.external_id == userid:
+            return current
+        if not userid:
+            if current is not None:
+                current.delete()
+            identity = None
+        elif current is None:
+            identity = StaffChannelIdentity.objects.create(workspace_id=staff.workspace_id, account=account, staff=staff, external_id=userid)
+        else:
+            current.external_id = userid
+            current.save(update_fields=["external_id", "updated_at"])
+            identity = current
+        record_audit(staff.workspace, actor, "staff.channel_identity_set", target=staff, before=before,
+                     after={"account": account.pk, "userid": userid})
+        codes = LiveCode.objects.filter(channel_account=account, kind=LiveCodeKind.STAFF, staff_slots__staff=staff).distinct()
+        LiveCodeStaff.objects.filter(live_code__in=codes, staff=staff).update(sync_status=SyncStatus.PENDING)
+        for live_code in codes.select_related("channel_account"):
+            request_code_sync(live_code)
+    return identity
+
+
+# ---------------------------------------------------------------- WeCom 「联系我」 / join way sync
+
+
+def _on_wecom(live_code: LiveCode) -> bool:
+    account = live_code.channel_account
+    return account is not None and account.kind == ChannelKind.WECOM
+
+
+def request_code_sync(live_code: LiveCode) -> None:
+    """Once the caller's transaction commits, sync the code's WeCom 「联系我」/join way
+    configs (a worker task: the API calls never run inside a web request's transaction)."""
+    if not _on_wecom(live_code):
+        return
+    code_id = live_code.pk
+
+    def schedule() -> None:
+        from siyu.worker.tasks import sync_live_code_task
+
+        sync_live_code_task(code_id)
+
+    transaction.on_commit(schedule)
+
+
+def _sync_failure(exc: Exception) -> str:
+    from siyu.channels.wecom.client import WeComApiError
+
+    if isinstance(exc, WeComApiError):
+        return f"WeCom errcode {exc.errcode}: {exc.errmsg}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _sync_staff_slot(client: Any, live_code: LiveCode, slot: LiveCodeStaff, now: dt.datetime) -> str:
+    from siyu.channels.actions import do_create_staff_task
+
+    account = live_code.channel_account
+    assert account is not None
+    identity = StaffChannelIdentity.objects.filter(account=account, staff_id=slot.staff_id).first()
+    if identity is None:
+        error = f"{slot.staff.display_name} has no WeCom userid on account {account.name}: map it first"
+        LiveCodeStaff.objects.filter(pk=slot.pk).update(sync_status=SyncStatus.FAILED, sync_error=error[:300])
+        do_create_staff_task(
+            live_code.workspace_id, kind="staff_userid_missing", account=account, dedupe_key=f"userid:{account.pk}:{slot.staff_id}",
+            title=f"请为员工「{slot.staff.display_name}」填写企业微信 userid（活码「{live_code.name}」需要）",
+            detail={"staff": slot.staff_id, "live_code": live_code.pk, "code": live_code.code},
+        )
+        return SyncStatus.FAILED
+    users = [identity.external_id]
+    try:
+        if slot.config_id:
+            client.update_contact_way(slot.config_id, state=live_code.state, user=users)
+        else:
+            created = client.add_contact_way(type=1, scene=2, state=live_code.state, user=users)
+            stored = LiveCodeStaff.objects.filter(pk=slot.pk, config_id="").update(
+                config_id=created["config_id"], qr_url=created["qr_code"]
+            )
+            if not stored:
+                # Another sync stored a config first (or the slot is gone): ours is a duplicate.
+                client.del_contact_way(created["config_id"])
+    except _sync_errors() as exc:  # shown on the slot; the periodic sweep retries it
+        LiveCodeStaff.objects.filter(pk=slot.pk).update(sync_status=SyncStatus.FAILED, sync_error=_sync_failure(exc))
+        return SyncStatus.FAILED
+    LiveCodeStaff.objects.filter(pk=slot.pk).update(sync_status=SyncStatus.SYNCED, sync_error="", synced_at=now)
+    return SyncStatus.SYNCED
+
+
+def _sync_errors() -> tuple[type[Exception], ...]:
+    from siyu.channels.wecom.account import WeComNotConfigured
+    from siyu.channels.wecom.client import WeComApiError, WeComNetworkError
+
+    return (WeComApiError, WeComNetworkError, WeComNotConfigured, ValidationFailed)
+
+
+def join_way_chat_ids(live_code: LiveCode) -> list[str]:
+    """The WeCom chat ids a group code's join way should list: the open groups of its
+    window, in fill order, at most 5 (the join way's limit)."""
+    size = min(live_code.window_size, JOIN_WAY_MAX_GROUPS)
+    return list(
+        LiveCodeGroup.objects.filter(live_code=live_code, filled_at__isnull=True, group__archived_at__isnull=True)
+        .exclude(group__external_id="").order_by("position", "id").values_list("group__external_id", flat=True)[:size]
+    )
+
+
+def _sync_join_way(client: Any, live_code: LiveCode, now: dt.datetime) -> str:
+    chat_ids = join_way_chat_ids(live_code)
+    if not chat_ids:
+        error = "no open group with a WeCom chat id: add a group to the code"
+        LiveCode.objects.filter(pk=live_code.pk).update(sync_status=SyncStatus.FAILED, sync_error=error)
+        return SyncStatus.FAILED
+    try:
+        if live_code.join_config_id:
+            if chat_ids != live_code.join_chat_ids or live_code.sync_status != SyncStatus.SYNCED:
+                client.update_join_way(live_code.join_config_id, scene=2, chat_id_list=chat_ids, state=live_code.state)
+        else:
+            config_id = client.add_join_way(scene=2, chat_id_list=chat_ids, state=live_code.state)
+            if not LiveCode.objects.filter(pk=live_code.pk, join_config_id="").update(join_config_id=config_id):
+                client.call("POST", "/externalcontact/groupchat/del_join_way", body={"config_id": config_id})
+                live_code.refresh_from_db(fields=["join_config_id"])
+            else:
+                live_code.join_config_id = config_id
+        if not live_code.join_qr_url:
+            data = client.call("POST", "/externalcontact/groupchat/get_join_way", body={"config_id": live_code.join_config_id})
+            qr_url = str((data.get("join_way") or {}).get("qr_code", ""))
+            LiveCode.objects.filter(pk=live_code.pk).update(join_qr_url=qr_url)
+    except _sync_errors() as exc:  # shown on the code; the periodic sweep retries it
+        LiveCode.objects.filter(pk=live_code.pk).update(sync_status=SyncStatus.FAILED, sync_error=_sync_failure(exc))
+        return SyncStatus.FAILED
+    LiveCode.objects.filter(pk=live_code.pk).update(join_chat_ids=chat_ids, sync_status=SyncStatus.SYNCED, sync_error="", synced_at=now)
+    return SyncStatus.SYNCED
+
+
+def do_sync_live_code(live_code_id: int, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """Bring a WeCom live code's platform configs in line with the code: one 「联系我」
+    (``type=1, scene=2, user=[userid], state=lc:<code>``) per staff slot whose config id
+    and QR are kept on the slot, or one join way over the open groups of the window (≤ 5
+    chat ids) for a group code. Runs in the worker, outside any request transaction;
+    idempotent (a config id, once stored, is updated, never created again; a config made
+    by a losing concurrent sync is deleted). A failure (errcode, network, missing userid)
+    leaves the slot/code ``failed`` with the error shown in the console; the periodic
+    sweep retries it. Records ``live_code.synced`` when something changed state."""
+    from siyu.channels.wecom.account import WeComNotConfigured, WeComSettings
+
+    now = now or timezone.now()
+    live_code = LiveCode.objects.select_related("channel_account", "workspace").filter(pk=live_code_id).first()
+    if live_code is None or not _on_wecom(live_code):
+        return {"synced": 0, "failed": 0}
+    assert live_code.channel_account is not None
+    try:
+        client = WeComSettings.from_account(live_code.channel_account).client()
+    except WeComNotConfigured as exc:
+        error = _sync_failure(exc)
+        if live_code.kind == LiveCodeKind.GROUP:
+            LiveCode.objects.filter(pk=live_code.pk).update(sync_status=SyncStatus.FAILED, sync_error=error)
+        else:
+            LiveCodeStaff.objects.filter(live_code=live_code).update(sync_status=SyncStatus.FAILED, sync_error=error)
+        return {"synced": 0, "failed": 1}
+    outcomes: list[str] = []
+    with client:
+        if live_code.kind == LiveCodeKind.GROUP:
+            outcomes.append(_sync_join_way(client, live_code, now))
+        else:
+            for slot in LiveCodeStaff.objects.filter(live_code=live_code).select_related("staff"):
+                if slot.config_id and slot.sync_status == SyncStatus.SYNCED:
+                    continue
+                outcomes.append(_sync_staff_slot(client, live_code, slot, now))
+    result = {"synced": outcomes.count(SyncStatus.SYNCED), "failed": outcomes.count(SyncStatus.FAILED)}
+    if result["synced"]:
+        record_audit(live_code.workspace, None, "live_code.synced", target=live_code, after=result,
+                     summary=f"WeCom sync: {result['synced']} synced, {result['failed']} failed")
+    return result
+
+
+def do_delete_contact_way(account_id: int, config_id: str) -> bool:
+    """Delete a 「联系我」 config of a removed staff slot on WeCom. Returns False (and logs)
+    when WeCom refuses; an orphaned config routes nobody new through siyu."""
+    import logging
+
+    from siyu.channels.wecom.account import WeComSettings
+
+    account = ChannelAccount.objects.filter(pk=account_id, kind=ChannelKind.WECOM).first()
+    if account is None or not config_id:
+        return False
+    try:
+        with WeComSettings.from_account(account).client() as client:
+            client.del_contact_way(config_id)
+    except _sync_errors() as exc:
+        logging.getLogger(__name__).warning("del_contact_way %s on account %s failed: %s", config_id, account_id, _sync_failure(exc))
+        return False
+    return True
+
+
+def sync_candidates() -> list[int]:
+    """Live codes on WeCom with a target not yet synced (pending or failed)."""
+    staff = LiveCodeStaff.objects.filter(live_code__channel_account__kind=ChannelKind.WECOM).exclude(
+        sync_status=SyncStatus.SYNCED).values_list("live_code_id", flat=True)
+    groups = LiveCode.objects.filter(channel_account__kind=ChannelKind.WECOM, kind=LiveCodeKind.GROUP).exclude(
+        sync_status=SyncStatus.SYNCED).values_list("pk", flat=True)
+    return sorted(set(staff) | set(groups))

@@ -59,3 +59,32 @@ def posters(
     """Render distinct fission posters and report posters_per_s."""
     result = run_posters(count)
     typer.echo(json.dumps(result) if json_out else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def map_staff_userid(workspace_slug: str, account_id: int, staff_id: int, userid: str) -> dict[str, Any]:
+    """Map a staff member to their WeCom userid on one account (empty userid: unmap)."""
+    from siyu.accounts.models import Staff
+    from siyu.acquisition.actions import do_map_staff_identity
+    from siyu.channels.models import ChannelAccount
+    from siyu.cli.runtime import workspace_by_slug
+
+    ws = workspace_by_slug(workspace_slug)
+    account = ChannelAccount.objects.get_in_workspace(ws, pk=account_id)
+    staff = Staff.objects.get_in_workspace(ws, pk=staff_id)
+    identity = do_map_staff_identity(account, staff, None, userid=userid)
+    return {"account_id": account.pk, "staff_id": staff.pk, "userid": identity.external_id if identity else ""}
+
+
+def map_staff(
+    account: Annotated[int, typer.Option("--account", help="Channel account id.")],
+    staff: Annotated[int, typer.Option("--staff", help="Staff id.")],
+    userid: Annotated[str, typer.Option("--userid", help="The staff member's WeCom userid ('' removes the mapping).")],
+    workspace: Annotated[str, typer.Option("--workspace", help="Workspace slug.")] = "demo",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Map a staff member to their WeCom userid (needed for 「联系我」 live codes)."""
+    from siyu.cli.runtime import command, emit
+
+    with command(json_out):
+        result = map_staff_userid(workspace, account, staff, userid)
+        emit(json_out, result, f"staff {result['staff_id']} on account {result['account_id']}: {result['userid'] or '(unmapped)'}")

@@ -5,7 +5,9 @@ A **scan reserves**: routing a scan of a group code takes one seat of the chosen
 staff member's daily and total allowance, inside one serialised transaction. The cap is
 checked before the reservation, so no group or staff member is ever routed more people
 than its cap, even if some of the reserved people never finish joining (a wasted seat is
-the price of never overfilling: the platform would refuse the 201st member anyway).
+the price of never overfilling: the platform would refuse the 201st member anyway) —
+until :func:`~siyu.acquisition.actions.do_release_stale_seats` gives back the seats of
+scans that did not turn into an add/join within the TTL (default 30 minutes).
 When people do join, the channel's add/join event closes the loop via the code's
 ``state`` and is counted in the reports as an add / a join, not as a second seat.
 """
@@ -93,6 +95,15 @@ class ChannelSpend(WorkspaceOwned):
         constraints = [models.CheckConstraint(condition=Q(ends_on__gte=models.F("starts_on")), name="acq_spend_period_order")]
 
 
+class SyncStatus(models.TextChoices):
+    """Where a live code target stands with the platform's own QR (WeCom 「联系我」/join way)."""
+
+    NONE = "", _("Not synced (no platform code)")
+    PENDING = "pending", _("Sync pending")
+    SYNCED = "synced", _("Synced")
+    FAILED = "failed", _("Sync failed")
+
+
 class LiveCodeKind(models.TextChoices):
     STAFF = "staff", _("Staff (联系我)")
     GROUP = "group", _("Group (加入群聊)")
@@ -126,6 +137,13 @@ class LiveCode(WorkspaceOwned):
     group_name_template = models.CharField(max_length=80, default="{channel}{n}群")
     groups_created = models.PositiveIntegerField(default=0)
     scan_count = models.PositiveIntegerField(default=0)
+    # group codes on WeCom: the one join way (加入群聊) over the window of open groups
+    join_config_id = models.CharField(max_length=100, blank=True, default="", help_text="WeCom join way config_id")
+    join_qr_url = models.URLField(blank=True, default="", help_text="WeCom join way qr_code")
+    join_chat_ids = models.JSONField(default=list, blank=True, help_text="the chat ids last sent to the join way")
+    sync_status = models.CharField(max_length=8, choices=SyncStatus.choices, default=SyncStatus.NONE, blank=True)
+    sync_error = models.CharField(max_length=300, blank=True, default="")
+    synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -159,6 +177,9 @@ class LiveCodeStaff(WorkspaceOwned):
     total_count = models.PositiveIntegerField(default=0)
     config_id = models.CharField(max_length=100, blank=True, default="", help_text="WeCom contact way config_id")
     qr_url = models.URLField(blank=True, default="", help_text="the platform's QR for this target (WeCom 联系我 qr_code)")
+    sync_status = models.CharField(max_length=8, choices=SyncStatus.choices, default=SyncStatus.NONE, blank=True)
+    sync_error = models.CharField(max_length=300, blank=True, default="")
+    synced_at = models.DateTimeField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -207,6 +228,7 @@ class Scan(WorkspaceOwned):
     group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     invite_code = models.CharField(max_length=16, blank=True, default="", help_text="fission: the sharer's invite code")
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    released_at = models.DateTimeField(null=True, blank=True, help_text="when its unused seat went back to the pool (never arrived)")
 
     class Meta:
         ordering = ["-scanned_at", "-id"]

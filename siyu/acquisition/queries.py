@@ -160,11 +160,12 @@ def live_code_stats(live_code: LiveCode) -> dict[str, Any]:
     by_outcome = dict(live_code.scans.values_list("outcome").annotate(n=Count("id")).values_list("outcome", "n"))
     slots: list[dict[str, Any]] = []
     for s in live_code.staff_slots.select_related("staff"):
-        slots.append({"staff_id": s.staff_id, "name": s.staff.display_name, "weight": s.weight, "day": s.day, "day_count": s.day_count,
-                      "daily_cap": s.daily_cap, "total_count": s.total_count, "total_cap": s.total_cap, "is_online": s.is_online})
+        slots.append({"slot_id": s.pk, "staff_id": s.staff_id, "name": s.staff.display_name, "weight": s.weight, "day": s.day, "day_count": s.day_count,
+                      "daily_cap": s.daily_cap, "total_count": s.total_count, "total_cap": s.total_cap, "is_online": s.is_online,
+                      "sync_status": s.sync_status, "sync_error": s.sync_error, "config_id": s.config_id})
     for g in live_code.group_slots.select_related("group").annotate(
         members=Count("group__memberships", filter=Q(group__memberships__left_at__isnull=True))
     ):
-        slots.append({"group_id": g.group_id, "name": g.group.name, "seats_taken": g.seats_taken, "capacity": g.capacity,
+        slots.append({"slot_id": g.pk, "group_id": g.group_id, "name": g.group.name, "seats_taken": g.seats_taken, "capacity": g.capacity,
                       "members": g.members, "filled_at": g.filled_at})
     return {"code": live_code.code, "state": live_code.state, "scans": live_code.scan_count, "by_outcome": by_outcome, "slots": slots}

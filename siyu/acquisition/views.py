@@ -51,7 +51,10 @@ def _unavailable(request: HttpRequest, status: int, title: str, message: str) ->
 def _target_url(scan: Scan) -> str:
     if scan.group_id is not None:
         slot = LiveCodeGroup.objects.filter(live_code_id=scan.live_code_id, group_id=scan.group_id).only("qr_url").first()
-        return slot.qr_url if slot else ""
+        if slot is not None and slot.qr_url:
+            return slot.qr_url
+        # On WeCom one join way (加入群聊) covers the whole window of open groups.
+        return LiveCode.objects.filter(pk=scan.live_code_id).values_list("join_qr_url", flat=True).first() or ""
     if scan.staff_id is not None:
         staff_slot = LiveCodeStaff.objects.filter(live_code_id=scan.live_code_id, staff_id=scan.staff_id).only("qr_url").first()
         return staff_slot.qr_url if staff_slot else ""

@@ -11,10 +11,10 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from siyu.accounts.models import Staff
+from siyu.accounts.models import Staff, StaffChannelIdentity
 from siyu.accounts.permissions import Perm, require
 from siyu.acquisition import actions
-from siyu.acquisition.models import AcquisitionChannel, LiveCode, LiveCodeStaff
+from siyu.acquisition.models import AcquisitionChannel, LiveCode, LiveCodeGroup, LiveCodeStaff
 from siyu.acquisition.queries import channel_report, live_code_stats
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS
@@ -164,6 +164,9 @@ class LiveCodeOut(Schema):
     expires_at: dt.datetime | None
     scan_count: int
     url: str
+    join_qr_url: str
+    sync_status: str
+    sync_error: str
 
     @staticmethod
     def resolve_url(obj: LiveCode, context: Any) -> str:
@@ -272,3 +275,87 @@ def add_group(request: HttpRequest, code_id: int, payload: GroupSlotIn) -> Any:
     group = Group.objects.get_in_workspace(ws(request), pk=payload.group_id)
     slot = actions.do_add_code_group(_code(request, code_id), me(request), group=group, capacity=payload.capacity)
     return Status(201, {"id": slot.pk, "group_id": slot.group_id, "capacity": slot.capacity, "seats_taken": slot.seats_taken})
+
+
+class LiveCodePatch(Schema):
+    name: str | None = None
+    group_capacity: int | None = None
+    window_size: int | None = None
+    low_watermark: int | None = None
+    auto_create_groups: bool | None = None
+    expires_at: dt.datetime | None = None
+    backup_staff_id: int | None = None
+
+
+@router.patch("/acquisition/live-codes/{int:code_id}", response={200: LiveCodeOut, **ERRORS})
+def update_live_code(request: HttpRequest, code_id: int, payload: LiveCodePatch) -> Any:
+    changes = payload.dict(exclude_unset=True)
+    if "backup_staff_id" in changes:
+        changes["backup_staff"] = _staff(request, changes.pop("backup_staff_id"))
+    return actions.do_update_live_code(_code(request, code_id), me(request), **changes)
+
+
+def _slot_out(slot: LiveCodeStaff) -> dict[str, Any]:
+    return {"id": slot.pk, "staff_id": slot.staff_id, "config_id": slot.config_id, "qr_url": slot.qr_url,
+            "sync_status": slot.sync_status, "sync_error": slot.sync_error}
+
+
+@router.get("/acquisition/live-codes/{int:code_id}/staff", response={200: list[dict[str, Any]], **ERRORS})
+def list_staff_slots(request: HttpRequest, code_id: int) -> Any:
+    require(me(request), Perm.VIEW_GROUPS)
+    return [_slot_out(slot) for slot in LiveCodeStaff.objects.filter(live_code=_code(request, code_id))]
+
+
+@router.delete("/acquisition/live-codes/{int:code_id}/staff/{int:slot_id}", response={204: None, **ERRORS})
+def remove_staff(request: HttpRequest, code_id: int, slot_id: int) -> Any:
+    slot = LiveCodeStaff.objects.get_in_workspace(ws(request), pk=slot_id, live_code=_code(request, code_id))
+    actions.do_remove_code_staff(slot, me(request))
+    return Status(204, None)
+
+
+class GroupSlotPatch(Schema):
+    capacity: int
+
+
+def _group_slot(request: HttpRequest, code_id: int, slot_id: int) -> LiveCodeGroup:
+    return LiveCodeGroup.objects.get_in_workspace(ws(request), pk=slot_id, live_code=_code(request, code_id))  # type: ignore[no-any-return]
+
+
+@router.patch("/acquisition/live-codes/{int:code_id}/groups/{int:slot_id}", response={200: dict[str, Any], **ERRORS})
+def update_group(request: HttpRequest, code_id: int, slot_id: int, payload: GroupSlotPatch) -> Any:
+    slot = actions.do_update_code_group(_group_slot(request, code_id, slot_id), me(request), capacity=payload.capacity)
+    return {"id": slot.pk, "group_id": slot.group_id, "capacity": slot.capacity, "seats_taken": slot.seats_taken,
+            "open": slot.filled_at is None}
+
+
+@router.delete("/acquisition/live-codes/{int:code_id}/groups/{int:slot_id}", response={204: None, **ERRORS})
+def remove_group(request: HttpRequest, code_id: int, slot_id: int) -> Any:
+    actions.do_remove_code_group(_group_slot(request, code_id, slot_id), me(request))
+    return Status(204, None)
+
+
+class IdentityIn(Schema):
+    account_id: int
+    userid: str = Field(max_length=64)
+
+
+class IdentityOut(Schema):
+    account_id: int
+    userid: str
+
+
+@router.get("/acquisition/staff/{int:staff_id}/channel-identities", response={200: list[IdentityOut], **ERRORS})
+def list_identities(request: HttpRequest, staff_id: int) -> Any:
+    require(me(request), Perm.MANAGE_STAFF)
+    staff = Staff.objects.get_in_workspace(ws(request), pk=staff_id)
+    return [{"account_id": i.account_id, "userid": i.external_id}
+            for i in StaffChannelIdentity.objects.in_workspace(ws(request)).filter(staff=staff)]
+
+
+@router.put("/acquisition/staff/{int:staff_id}/channel-identities", response={200: list[IdentityOut], **ERRORS})
+def set_identity(request: HttpRequest, staff_id: int, payload: IdentityIn) -> Any:
+    """Map the staff member to their user id on one account (an empty userid removes it)."""
+    staff = Staff.objects.get_in_workspace(ws(request), pk=staff_id)
+    account = ChannelAccount.objects.get_in_workspace(ws(request), pk=payload.account_id)
+    actions.do_map_staff_identity(account, staff, me(request), userid=payload.userid)
+    return list_identities(request, staff_id)

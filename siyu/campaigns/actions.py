@@ -288,8 +288,11 @@ def do_record_invite(invite_code: str, invitee: Contact, *, visitor_key: str = "
 
 
 def _left_since(invite: Invite) -> ContactEvent | None:
+    # Only a departure within the hold costs the credit: a confirmation that runs late must
+    # not hold a leave after the hold against the inviter.
     return (
-        ContactEvent.objects.filter(contact_id=invite.invitee_id, kind__in=LEFT_KINDS, occurred_at__gte=invite.created_at)
+        ContactEvent.objects.filter(contact_id=invite.invitee_id, kind__in=LEFT_KINDS, occurred_at__gte=invite.created_at,
+                                    occurred_at__lt=invite.hold_until)
         .order_by("occurred_at").first()
     )
 

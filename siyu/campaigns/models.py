@@ -167,7 +167,7 @@ class RewardEntry(WorkspaceOwned):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rewards")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="rewards")
-    tier = models.ForeignKey(RewardTier, on_delete=models.PROTECT, related_name="+")
+    tier = models.ForeignKey(RewardTier, on_delete=models.RESTRICT, related_name="+")
     kind = models.CharField(max_length=8, choices=RewardKind.choices)
     label = models.CharField(max_length=60)
     value = models.DecimalField(**MONEY, default=Decimal("0"))

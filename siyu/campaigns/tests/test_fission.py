@@ -88,6 +88,20 @@ def test_an_invitee_who_joins_and_leaves_within_the_hold_gives_no_reward(campaig
     assert RewardEntry.objects.filter(participant=sharer).count() == 0
 
 
+def test_leaving_after_the_hold_does_not_cost_a_late_confirmation(campaign):
+    # given: the invitee stayed through the 3-day hold and left on day 5, before the pass ran
+    sharer = _sharer(campaign)
+    invite = _invite(sharer, "留满三天")
+    do_record_event(invite.invitee, "left_group", idempotency_key="left-late", occurred_at=invite.created_at + dt.timedelta(days=5))
+
+    # when
+    outcome = do_confirm_invite(invite, now=invite.created_at + dt.timedelta(days=6))
+
+    # then
+    assert outcome == "confirmed"
+    assert Invite.objects.get(pk=invite.pk).status == "confirmed"
+
+
 def test_deleting_the_staff_contact_during_the_hold_claws_back_at_once(campaign):
     sharer = _sharer(campaign)
     invite = _invite(sharer, "删好友")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -193,7 +194,8 @@ def test_staff_code_detail_shows_slot_stats_qr_and_public_link(shop, console_cli
     assert '<strong id="scans-total">2</strong>' in html
     slots = html[html.index('id="slots"'):]
     assert ('<tr><td>Amy</td><td class="num">1</td><td class="num">2</td><td class="num">50</td><td class="num">2</td>'
-            '<td class="num">1000</td><td><span class="ok">✓</span></td></tr>') in slots
+            '<td class="num">1000</td><td><span class="ok">✓</span></td>'
+            f'<td><a href="/console/acquisition/codes/{code.pk}/staff/{LiveCodeStaff.objects.get(live_code=code).pk}/">Edit</a></td></tr>') in slots
     assert "Pause" in html
 
 
@@ -203,7 +205,9 @@ def test_group_code_detail_shows_seats_capacity_and_members(shop, console_client
 
     # then
     slots = html[html.index('id="slots"'):]
-    assert '<tr><td>包裹卡福利群1</td><td class="num">1</td><td class="num">150</td><td class="num">0</td><td>—</td></tr>' in slots
+    slot = LiveCodeGroup.objects.get(live_code=shop["group_code"])
+    assert ('<tr><td>包裹卡福利群1</td><td class="num">1</td><td class="num">150</td><td class="num">0</td><td>—</td>'
+            f'<td><a href="/console/acquisition/codes/{shop["group_code"].pk}/groups/{slot.pk}/">Edit</a></td></tr>') in slots
 
 
 def test_pause_then_resume_changes_the_status_with_an_audit_entry_each(shop, console_client):
@@ -489,3 +493,257 @@ def test_pages_read_in_chinese(shop, console_client):
     assert "裂变</a>" in html
     assert '<span id="code-status">启用中</span>' in html
     assert "员工（联系我）" in html
+
+
+# ---------------------------------------------------------------- edit forms
+
+
+def test_editing_a_channel_sets_welcome_message_groups_and_cost(shop, console_client):
+    # given
+    client = console_client(shop["operator"])
+    url = f"/console/acquisition/channels/{shop['channel'].pk}/edit/"
+    assert 'value="包裹卡"' in client.get(url).content.decode()
+
+    # when
+    response = client.post(url, {"name": "包裹卡2代", "kind": "parcel_card", "cost_model": "per_add", "cost_per_add": "3.20",
+                                 "owner": shop["owner"].pk, "tags": [shop["tag"].pk], "groups": [shop["group"].pk],
+                                 "welcome_message": "欢迎！", "is_active": "on"})
+
+    # then
+    channel = AcquisitionChannel.objects.get(pk=shop["channel"].pk)
+    assert response.status_code == 302 and response["Location"] == f"/console/acquisition/channels/{channel.pk}/"
+    assert (channel.name, str(channel.cost_per_add), channel.welcome_message, channel.owner_id) == ("包裹卡2代", "3.20", "欢迎！",
+                                                                                                 shop["owner"].pk)
+    assert list(channel.groups.values_list("name", flat=True)) == ["包裹卡福利群1"]
+    assert AuditEntry.objects.filter(action="acquisition_channel.updated", actor=shop["operator"]).count() == 1
+
+
+def test_editing_a_channel_with_a_negative_cost_shows_the_error(shop, console_client):
+    response = console_client(shop["owner"]).post(f"/console/acquisition/channels/{shop['channel'].pk}/edit/", {
+        "name": "x", "kind": "parcel_card", "cost_model": "per_add", "cost_per_add": "-1"})
+
+    assert response.status_code == 422
+    assert "Ensure this value is greater than or equal to 0." in response.content.decode()
+    assert AcquisitionChannel.objects.get(pk=shop["channel"].pk).name == "包裹卡"
+
+
+def test_recording_spend_and_a_period_that_ends_before_it_starts(shop, console_client):
+    # given
+    client = console_client(shop["operator"])
+    url = f"/console/acquisition/channels/{shop['channel'].pk}/spend/"
+
+    # when
+    ok = client.post(url, {"starts_on": "2026-03-01", "ends_on": "2026-03-31", "amount": "1200.00", "note": "三月印刷"})
+    bad = client.post(url, {"starts_on": "2026-03-31", "ends_on": "2026-03-01", "amount": "5"})
+
+    # then
+    assert ok.status_code == 302
+    assert list(shop["channel"].spends.values_list("amount", "note")) == [(Decimal("1200.00"), "三月印刷")]
+    assert bad.status_code == 422
+    assert "a spend period must not end before it starts" in bad.content.decode()
+
+
+def test_adding_and_editing_a_staff_slot_with_a_schedule_then_removing_it(shop, console_client):
+    # given
+    client = console_client(shop["owner"])
+    code = shop["staff_code"]
+
+    # when: add Otto with a schedule, then change his caps and take him offline
+    added = client.post(f"/console/acquisition/codes/{code.pk}/staff/", {
+        "staff": shop["operator"].pk, "weight": "2", "daily_cap": "30", "total_cap": "900", "is_online": "on",
+        "schedule": "mon-fri 09:00-18:00\n2026-02-14 10:00-22:00\nsun off"})
+    slot = LiveCodeStaff.objects.get(live_code=code, staff=shop["operator"])
+    form = client.get(f"/console/acquisition/codes/{code.pk}/staff/{slot.pk}/").content.decode()
+    edited = client.post(f"/console/acquisition/codes/{code.pk}/staff/{slot.pk}/", {
+        "weight": "3", "daily_cap": "10", "total_cap": "0", "schedule": "sat 10:00-16:00"})
+    slot.refresh_from_db()
+    snapshot = (slot.weight, slot.daily_cap, slot.total_cap, slot.is_online, slot.schedule)
+    removed = client.post(f"/console/acquisition/codes/{code.pk}/staff/{slot.pk}/", {"remove": "1"})
+
+    # then
+    assert (added.status_code, edited.status_code, removed.status_code) == (302, 302, 302)
+    assert "mon 09:00-18:00\nTue 09:00-18:00".lower().split("\n")[0] in form and "2026-02-14 10:00-22:00" in form and "sun off" in form
+    assert snapshot == (3, 10, 0, False, {"weekly": {"5": [["10:00", "16:00"]]}})
+    assert not LiveCodeStaff.objects.filter(pk=slot.pk).exists()
+    assert [a for a in AuditEntry.objects.filter(target_id=str(code.pk)).values_list("action", flat=True)
+            if a.startswith("live_code.staff_")].count("live_code.staff_removed") == 1
+
+
+def test_a_bad_schedule_line_is_shown_in_the_form(shop, console_client):
+    response = console_client(shop["owner"]).post(f"/console/acquisition/codes/{shop['staff_code'].pk}/staff/", {
+        "staff": shop["operator"].pk, "weight": "1", "daily_cap": "0", "total_cap": "0", "schedule": "monday 9-18"})
+
+    assert response.status_code == 422
+    assert "Schedule line “monday 9-18”" in response.content.decode()
+    assert not LiveCodeStaff.objects.filter(live_code=shop["staff_code"], staff=shop["operator"]).exists()
+
+
+def test_adding_a_group_to_a_group_code_and_twice_is_refused(shop, console_client):
+    # given
+    client = console_client(shop["owner"])
+    code = shop["group_code"]
+    second = do_create_group(shop["ws"], None, name="包裹卡福利群2")
+
+    # when
+    ok = client.post(f"/console/acquisition/codes/{code.pk}/groups/", {"group": second.pk, "capacity": "120"})
+    again = client.post(f"/console/acquisition/codes/{code.pk}/groups/", {"group": second.pk})
+
+    # then
+    assert ok.status_code == 302
+    assert list(LiveCodeGroup.objects.filter(live_code=code).values_list("group__name", "capacity")) == [
+        ("包裹卡福利群1", 150), ("包裹卡福利群2", 120)]
+    assert again.status_code == 422
+    assert "group 包裹卡福利群2 is already on this code" in again.content.decode()
+
+
+@pytest.mark.parametrize("path", ["channels/{channel}/edit/", "channels/{channel}/spend/", "codes/{staff_code}/staff/",
+                                  "codes/{group_code}/groups/"])
+def test_analysts_and_agents_may_not_use_the_edit_forms(shop, console_client, path):
+    url = "/console/acquisition/" + path.format(channel=shop["channel"].pk, staff_code=shop["staff_code"].pk,
+                                                group_code=shop["group_code"].pk)
+    for who in ("analyst", "agent"):
+        assert console_client(shop[who]).get(url).status_code == 403
+        assert console_client(shop[who]).post(url, {"name": "x"}).status_code == 403
+
+
+def test_another_workspaces_channel_cannot_be_edited(shop, console_client):
+    response = console_client(shop["owner"]).post(f"/console/acquisition/channels/{shop['other_channel'].pk}/edit/", {
+        "name": "hijack", "kind": "other", "cost_model": "none", "cost_per_add": "0"})
+
+    assert response.status_code == 404
+    assert AcquisitionChannel.objects.get(pk=shop["other_channel"].pk).name == "门店海报"
+
+
+# ---------------------------------------------------------------- editing codes and group slots; WeCom sync state
+
+
+def test_editing_a_live_codes_own_settings(shop, console_client):
+    # given
+    code = shop["group_code"]
+    client = console_client(shop["operator"])
+
+    # when
+    form = client.get(f"/console/acquisition/codes/{code.pk}/edit/")
+    saved = client.post(f"/console/acquisition/codes/{code.pk}/edit/", {
+        "name": "包裹卡进群 2", "group_capacity": "180", "window_size": "3", "low_watermark": "1", "expires_at": ""})
+    refused = client.post(f"/console/acquisition/codes/{code.pk}/edit/", {
+        "name": "x", "group_capacity": "180", "window_size": "2", "low_watermark": "3", "expires_at": ""})
+
+    # then
+    assert form.status_code == 200 and 'value="包裹卡进群"' in form.content.decode()
+    assert (saved.status_code, saved["Location"]) == (302, f"/console/acquisition/codes/{code.pk}/")
+    code.refresh_from_db()
+    assert (code.name, code.group_capacity, code.window_size, code.low_watermark, code.expires_at) == ("包裹卡进群 2", 180, 3, 1, None)
+    assert refused.status_code == 422
+    assert "low watermark must be between 0 and the window size" in refused.content.decode()
+    assert AuditEntry.objects.filter(action="live_code.updated", target_id=str(code.pk)).count() == 1
+
+
+def test_editing_and_removing_a_group_slot(shop, console_client):
+    # given
+    code = shop["group_code"]
+    slot = LiveCodeGroup.objects.get(live_code=code)
+    client = console_client(shop["operator"])
+    detail = client.get(f"/console/acquisition/codes/{code.pk}/").content.decode()
+
+    # when
+    resized = client.post(f"/console/acquisition/codes/{code.pk}/groups/{slot.pk}/", {"capacity": "120"})
+    too_small = client.post(f"/console/acquisition/codes/{code.pk}/groups/{slot.pk}/", {"capacity": "0"})
+    removed = client.post(f"/console/acquisition/codes/{code.pk}/groups/{slot.pk}/", {"remove": "1"})
+
+    # then
+    assert f'href="/console/acquisition/codes/{code.pk}/groups/{slot.pk}/"' in detail
+    assert resized.status_code == 302
+    assert too_small.status_code == 422
+    assert removed.status_code == 302
+    assert LiveCodeGroup.objects.filter(pk=slot.pk).exists() is False
+    assert list(AuditEntry.objects.filter(action__in=["live_code.group_updated", "live_code.group_removed"]).order_by("id")
+                .values_list("action", flat=True)) == ["live_code.group_updated", "live_code.group_removed"]
+
+
+def test_an_agent_cannot_edit_group_slots_and_another_workspaces_slot_is_404(shop, console_client):
+    # given
+    code = shop["group_code"]
+    slot = LiveCodeGroup.objects.get(live_code=code)
+    other_code = shop["other_code"]
+
+    # when
+    agent = console_client(shop["agent"]).post(f"/console/acquisition/codes/{code.pk}/groups/{slot.pk}/", {"remove": "1"})
+    foreign = console_client(shop["owner"]).get(f"/console/acquisition/codes/{other_code.pk}/edit/")
+
+    # then
+    assert agent.status_code == 403
+    assert foreign.status_code == 404
+    assert LiveCodeGroup.objects.filter(pk=slot.pk).exists()
+
+
+def test_a_failed_wecom_sync_shows_its_error_on_the_staff_slot(shop, console_client):
+    # given: a staff code on a WeCom account whose sync failed
+    from siyu.acquisition.models import SyncStatus
+    from siyu.channels.models import ChannelAccount, ChannelKind
+
+    account = ChannelAccount.objects.create(workspace=shop["ws"], kind=ChannelKind.WECOM, name="企业微信", external_id="ww1")
+    code = do_create_live_code(shop["ws"], shop["owner"], channel=shop["channel"], name="企微加好友", kind="staff", channel_account=account)
+    slot = do_add_code_staff(code, shop["owner"], staff=shop["agent"])
+    LiveCodeStaff.objects.filter(pk=slot.pk).update(sync_status=SyncStatus.FAILED, sync_error="WeCom errcode 40098: not verified")
+
+    # when
+    html = console_client(shop["owner"]).get(f"/console/acquisition/codes/{code.pk}/").content.decode()
+    form = console_client(shop["owner"]).get(f"/console/acquisition/codes/{code.pk}/staff/{slot.pk}/").content.decode()
+
+    # then
+    row = _row(html, "Amy")
+    assert "Sync failed" in row and "WeCom errcode 40098: not verified" in row
+    assert 'name="userid"' in form
+
+
+# ---------------------------------------------------------------- the demo workspace
+
+
+def test_every_acquisition_and_campaign_page_of_the_small_demo_shows_its_numbers(console_client):
+    # given
+    from siyu.accounts.models import Staff
+    from siyu.acquisition.queries import channel_report
+    from siyu.campaigns.models import Campaign, Participant
+    from siyu.core.models import Workspace
+    from siyu.demo.seed import DEMO_SLUG, do_seed_demo_workspace
+
+    do_seed_demo_workspace(contacts=300, seed=7, today=dt.date(2026, 3, 10))
+    ws = Workspace.objects.get(slug=DEMO_SLUG)
+    owner = Staff.objects.in_workspace(ws).filter(role=Role.OWNER).first()
+    assert owner is not None
+    client = console_client(owner)
+    channels = list(AcquisitionChannel.objects.in_workspace(ws))
+    codes = list(LiveCode.objects.in_workspace(ws))
+    campaigns = list(Campaign.objects.in_workspace(ws))
+    assert channels and codes and len(campaigns) >= 2
+
+    # when / then: lists
+    channel_list = client.get("/console/acquisition/").content.decode()
+    assert all(c.name in channel_list for c in channels)
+    code_list = client.get("/console/acquisition/codes/").content.decode()
+    for code in codes:
+        assert code.name in code_list
+        assert str(code.scan_count) in _row(code_list, code.name)
+    # detail of every channel with its report numbers, and of every code with its total scans
+    start, end = dt.date(2026, 2, 8), dt.date(2026, 3, 9)
+    scanned = 0
+    for channel in channels:
+        total = channel_report(ws, channel, start, end).total
+        scanned += total.scans
+        page = client.get(f"/console/acquisition/channels/{channel.pk}/?from={start}&to={end}").content.decode()
+        row = _row(page, 'id="report-total"')
+        assert f'<th class="num">{total.scans}</th><th class="num">{total.visitors}</th><th class="num">{total.adds}</th>' in row
+    assert scanned > 0
+    for code in codes:
+        page = client.get(f"/console/acquisition/codes/{code.pk}/").content.decode()
+        assert f'<strong id="scans-total">{code.scan_count}</strong>' in page
+    campaign_list = client.get("/console/campaigns/").content.decode()
+    for campaign in campaigns:
+        assert campaign.name in campaign_list
+        dashboard = client.get(f"/console/campaigns/{campaign.pk}/")
+        assert dashboard.status_code == 200
+        participants = Participant.objects.filter(campaign=campaign).count()
+        assert participants > 0 and str(participants) in dashboard.content.decode()
+    rewards = client.get("/console/campaigns/rewards/")
+    assert rewards.status_code == 200

@@ -9,6 +9,8 @@ from django.contrib.auth import authenticate
 from django.utils import timezone
 
 from siyu.accounts.models import AuditEntry, Role, Staff
+from siyu.acquisition.models import Scan
+from siyu.campaigns.models import Invite, RewardEntry
 from siyu.communities.models import Group, GroupType, Horizon, Membership
 from siyu.contacts.models import ChannelIdentity, Consent, Contact, ContactEvent, ContactTag, Tag, TagGroup, TagRule
 from siyu.contacts.rules import do_apply_tag_rules
@@ -66,12 +68,21 @@ def _fingerprint(ws: Workspace) -> str:
         for m in Membership.objects.in_workspace(ws).select_related("group")
     )
     events = sorted(
-        # stage_changed events are keyed by their transition's database id
-        ("stage" if e.idempotency_key.startswith("stage:") else e.idempotency_key, external[e.contact_id], e.kind, e.occurred_at,
-         sorted((k, str(v)) for k, v in e.data.items() if not k.endswith("_id") and k != "transition"))
+        # stage changes, invites and rewards are keyed by their row's database id
+        (re.sub(r"^(stage|invite|reward):\d+$", r"\1", e.idempotency_key), external[e.contact_id], e.kind, e.occurred_at,
+         sorted((k, str(v)) for k, v in e.data.items() if not k.endswith("_id") and k not in ("transition", "inviter")))
         for e in ContactEvent.objects.in_workspace(ws)
     )
-    return hashlib.sha256(repr((contacts, groups, memberships, events)).encode()).hexdigest()
+    scans = sorted(
+        (s.live_code.name, s.scanned_at, s.visitor_key, s.outcome, emails.get(s.staff_id), s.group.name if s.group else None,
+         external.get(s.contact_id))
+        for s in Scan.objects.in_workspace(ws).select_related("live_code", "group")
+    )
+    invites = sorted(
+        (i.campaign.key, external[i.inviter.contact_id], external[i.invitee_id], i.status, i.reason, i.created_at, i.decided_at)
+        for i in Invite.objects.in_workspace(ws).select_related("campaign", "inviter")
+    )
+    return hashlib.sha256(repr((contacts, groups, memberships, events, scans, invites)).encode()).hexdigest()
 
 
 def test_small_demo_has_groups_of_every_type_and_horizon_within_capacity():
@@ -167,7 +178,7 @@ def test_activity_lies_in_the_30_days_before_today_midnight_shanghai():
     assert result["events"] == ContactEvent.objects.in_workspace(ws).count()
     keys = list(ContactEvent.objects.in_workspace(ws).values_list("idempotency_key", flat=True))
     assert len(set(keys)) == len(keys)
-    assert all(re.fullmatch(r"demo:42:\d+|demo:42:order:\S+|stage:\d+", k) for k in keys)
+    assert all(re.fullmatch(r"demo:42:\d+|demo:42:order:\S+|stage:\d+|invite:\d+|reward:\d+", k) for k in keys)
 
 
 def test_messages_peak_at_0930_noon_and_evening():
@@ -308,7 +319,10 @@ def test_seeding_is_audited_once_with_the_counts():
     assert entry.after["contacts"] == SMALL
     # the plan's events, then the orders' history events and the stage changes they cause
     stage_events = ContactEvent.objects.in_workspace(_demo()).filter(kind="stage_changed").count()
-    assert entry.after["events"] + orders.after["order_events"] + stage_events == result["events"]
+    # and the fission campaigns' invites and rewards
+    fission_events = ContactEvent.objects.in_workspace(_demo()).filter(kind__in=("invited", "reward")).count()
+    assert fission_events == Invite.objects.in_workspace(_demo()).count() + RewardEntry.objects.in_workspace(_demo()).count() > 0
+    assert entry.after["events"] + orders.after["order_events"] + stage_events + fission_events == result["events"]
     assert entry.after["memberships"] == result["memberships"]
     assert entry.after["seed"] == 3
 
