@@ -140,6 +140,9 @@ class MemberOut(Schema):
     contact_name: str
     role: str
     role_assigned: bool
+    role_reason: str = Field("", description="why the inferred role (empty for hand-set roles)")
+    role_candidate: str = Field("", description="a role the member is becoming; it replaces the current one once it holds")
+    role_candidate_streak: int = Field(0, description="daily evaluations the candidate has held so far")
     join_source: str
     joined_at: dt.datetime
     left_at: dt.datetime | None

@@ -251,3 +251,640 @@ def do_close_ended_short_term_groups(now: dt.datetime | None = None) -> list[int
             do_archive_group(group, None)
             closed.append(group.pk)
     return closed
+
+
+# --------------------------------------------------------------------------- roles, health, re-pull (engineer "health")
+
+
+def _local_yesterday(workspace: Workspace, now: dt.datetime | None = None) -> dt.date:
+    return (now or timezone.now()).astimezone(workspace.tz).date() - dt.timedelta(days=1)
+
+
+def do_infer_member_roles(group: Group, *, day: dt.date | None = None, now: dt.datetime | None = None) -> dict[str, int]:
+    """Evaluate the inferred roles of a group's open members for one local day (default:
+    yesterday, the last complete day) with anti-flapping (see
+    :mod:`siyu.communities.roles`): a new role replaces the current one only after it was
+    proposed on ``HOLD_EVALUATIONS`` evaluations in a row; hand-set roles are left alone;
+    a second evaluation of the same day is a no-op. Records ``member.roles_inferred``
+    when a role changed. Returns ``{"evaluated", "changed", "pending"}``."""
+    from siyu.communities.roles import HOLD_EVALUATIONS, infer_roles
+
+    day = day or _local_yesterday(group.workspace, now)
+    due = Membership.objects.filter(group=group, left_at__isnull=True, role_assigned=False).exclude(role_evaluated_on__gte=day)
+    if not due.exists():  # the hourly pass after the day was done: nothing to read
+        return {"evaluated": 0, "changed": 0, "pending": 0}
+    proposals = infer_roles(group, day)
+    memberships = Membership.objects.filter(pk__in=list(proposals)).exclude(role_evaluated_on__gte=day).select_related("contact")
+    changed: list[dict[str, Any]] = []
+    touched: list[Membership] = []
+    pending = 0
+    for m in memberships:
+        proposal = proposals[m.pk]
+        if m.role_evaluated_on is None or proposal.role == m.role:
+            if m.role != proposal.role:
+                changed.append({"membership": m.pk, "contact": m.contact.name, "from": m.role, "to": proposal.role})
+            m.role, m.role_reason = proposal.role, proposal.reason
+            m.role_candidate, m.role_candidate_reason, m.role_candidate_since, m.role_candidate_streak = "", "", None, 0
+        elif proposal.role == m.role_candidate:
+            m.role_candidate_streak += 1
+            m.role_candidate_reason = proposal.reason
+        else:
+            m.role_candidate, m.role_candidate_reason, m.role_candidate_since, m.role_candidate_streak = proposal.role, proposal.reason, day, 1
+        if m.role_candidate and m.role_candidate_streak >= HOLD_EVALUATIONS:
+            changed.append({"membership": m.pk, "contact": m.contact.name, "from": m.role, "to": m.role_candidate})
+            m.role, m.role_reason = m.role_candidate, m.role_candidate_reason
+            m.role_candidate, m.role_candidate_reason, m.role_candidate_since, m.role_candidate_streak = "", "", None, 0
+        pending += bool(m.role_candidate)
+        m.role_evaluated_on = day
+        touched.append(m)
+    fields = ["role", "role_reason", "role_candidate", "role_candidate_reason", "role_candidate_since", "role_candidate_streak",
+              "role_evaluated_on"]
+    with transaction.atomic():
+        Membership.objects.bulk_update(touched, fields, batch_size=500)
+        if changed:
+            record_audit(group.workspace, None, "member.roles_inferred", target=group, summary=f"{len(changed)} role changes on {day}",
+                         after={"day": day.isoformat(), "changed": changed[:200]})
+    return {"evaluated": len(touched), "changed": len(changed), "pending": pending}
+
+
+def _save_health(group: Group, figures: list[Any], now: dt.datetime) -> list[Any]:
+    from siyu.communities.models import GroupHealthDay
+
+    values = ("messages", "talkers", "members", "active_ratio", "messages_avg7", "talkers_avg7", "messages_base", "talkers_base",
+              "newcomers", "newcomer_retention", "silence_days", "ads_caught", "state", "reasons")
+    existing = {row.day: row for row in GroupHealthDay.objects.filter(group=group, day__in=[f.day for f in figures])}
+    rows, new = [], []
+    for f in figures:
+        row = existing.get(f.day) or GroupHealthDay(workspace_id=group.workspace_id, group=group, day=f.day)
+        for name in values:
+            setattr(row, name, getattr(f, name))
+        row.computed_at = now
+        rows.append(row)
+        if row.pk is None:
+            new.append(row)
+    GroupHealthDay.objects.bulk_create(new, batch_size=500)
+    GroupHealthDay.objects.bulk_update([r for r in rows if r not in new], [*values, "computed_at"], batch_size=500)
+    return rows
+
+
+def _raise_alert(group: Group, row: Any, previous: str, now: dt.datetime) -> Any:
+    from siyu.channels.actions import do_create_staff_task
+    from siyu.communities.models import Alert, AlertKind, HealthState
+
+    kind = AlertKind.SILENT if row.state == HealthState.SILENT else AlertKind.FADING
+    alert = Alert.objects.filter(group=group, day=row.day, kind=kind).first()
+    if alert is not None:
+        return None
+    label = "已沉寂" if row.state == HealthState.SILENT else "活跃度下滑"
+    message = f"社群「{group.name}」{label}：{'; '.join(row.reasons)}"[:300]
+    task, _ = do_create_staff_task(
+        group.workspace_id, kind=kind.value, account=group.channel_account, assignee=group.owner,
+        title=f"「{group.name}」{label}：看看是否需要激活或重新拉群", dedupe_key=f"alert:{group.pk}:{row.day.isoformat()}:{kind.value}",
+        detail={"group": group.pk, "group_name": group.name, "day": row.day.isoformat(), "state": row.state, "reasons": row.reasons},
+    )
+    alert = Alert.objects.create(
+        workspace_id=group.workspace_id, group=group, kind=kind, day=row.day, from_state=previous, to_state=row.state, message=message,
+        detail={"reasons": row.reasons, "messages_avg7": row.messages_avg7, "talkers_avg7": row.talkers_avg7, "members": row.members},
+        staff_task=task, created_at=now,
+    )
+    record_audit(group.workspace, None, "group.alert_raised", target=alert, summary=message)
+    return alert
+
+
+def do_record_group_health(group: Group, first: dt.date, last: dt.date, *, now: dt.datetime | None = None) -> list[Any]:
+    """Compute and store the daily health snapshots of a group from ``first`` to ``last``
+    (local days; recomputing a day replaces its row). Walking the days in order, a
+    transition into *fading* or *silent* raises one :class:`Alert` with a
+    :class:`StaffTask` for the group's owner — once per transition (unique per group, day
+    and kind); a return to *steady* or *thriving* resolves the open alerts. Records
+    ``group.health_recorded`` and ``group.alert_raised``/``group.alert_resolved``.
+    Returns the snapshot rows."""
+    from siyu.communities.health import health_series
+    from siyu.communities.models import Alert, GroupHealthDay, HealthState
+
+    now = now or timezone.now()
+    figures = health_series(group, first, last)
+    if not figures:
+        return []
+    with transaction.atomic():
+        rows = _save_health(group, figures, now)
+        before = GroupHealthDay.objects.filter(group=group, day__lt=first).order_by("-day").values_list("state", flat=True).first()
+        previous = before or ""
+        raised = 0
+        for row in rows:
+            if row.state in (HealthState.FADING, HealthState.SILENT) and row.state != previous:
+                raised += _raise_alert(group, row, previous, now) is not None
+            elif row.state in (HealthState.THRIVING, HealthState.STEADY):
+                open_alerts = Alert.objects.filter(group=group, resolved_at__isnull=True, day__lte=row.day)
+                for alert in open_alerts:
+                    _resolve(alert, None, f"recovered: {row.state} on {row.day.isoformat()}", now)
+            previous = row.state
+        record_audit(group.workspace, None, "group.health_recorded", target=group, summary=f"{first}…{last}: {rows[-1].state}",
+                     after={"days": len(rows), "state": rows[-1].state, "alerts": raised})
+    return rows
+
+
+def do_refresh_group_health(group: Group, *, now: dt.datetime | None = None, days: int = 30) -> list[Any]:
+    """Fill the missing daily snapshots of a group up to yesterday (at most ``days`` back)
+    — the periodic task and the "recompute" button call this; cheap when up to date."""
+    from siyu.communities.models import GroupHealthDay
+
+    last = _local_yesterday(group.workspace, now)
+    earliest = max(last - dt.timedelta(days=days - 1), group.created_at.astimezone(group.workspace.tz).date())
+    latest = GroupHealthDay.objects.filter(group=group).order_by("-day").values_list("day", flat=True).first()
+    first = max(earliest, latest + dt.timedelta(days=1)) if latest else earliest
+    if first > last:
+        return []
+    return do_record_group_health(group, first, last, now=now)
+
+
+def do_daily_group_care(now: dt.datetime | None = None) -> dict[str, int]:
+    """The daily pass over every open group of every workspace: health snapshots up to
+    yesterday (alerts on transitions), then inferred roles for yesterday. Idempotent:
+    hourly runs only do the work of a new local day."""
+    counts = {"groups": 0, "snapshots": 0, "role_changes": 0}
+    for group in Group.objects.filter(archived_at__isnull=True).select_related("workspace", "owner", "channel_account").order_by("id"):
+        counts["groups"] += 1
+        counts["snapshots"] += len(do_refresh_group_health(group, now=now))
+        counts["role_changes"] += do_infer_member_roles(group, now=now)["changed"]
+    return counts
+
+
+def _resolve(alert: Any, actor: Staff | None, note: str, now: dt.datetime) -> None:
+    from siyu.channels.actions import do_close_staff_task
+    from siyu.channels.models import StaffTaskStatus
+
+    alert.resolved_at, alert.resolved_by, alert.resolution = now, actor, note[:300]
+    alert.save(update_fields=["resolved_at", "resolved_by", "resolution"])
+    if alert.staff_task is not None and alert.staff_task.status == StaffTaskStatus.OPEN:
+        # The alert's permission was checked by the caller; its task follows it as a system change.
+        do_close_staff_task(alert.staff_task, None, status=StaffTaskStatus.DONE)
+    record_audit(alert.group.workspace, actor, "group.alert_resolved", target=alert, summary=note[:300])
+
+
+def do_resolve_alert(alert: Any, actor: Staff | None, *, note: str = "") -> Any:
+    """Mark a group alert resolved (and its staff task done). Resolving twice is a no-op.
+    Records ``group.alert_resolved``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    if alert.resolved_at is not None:
+        return alert
+    with transaction.atomic():
+        _resolve(alert, actor, note or "resolved", timezone.now())
+    return alert
+
+
+def _copy_group_settings(old: Group, new: Group, actor: Staff | None) -> None:
+    """The old group's own settings layer, its own auto-replies and its moderation policy
+    override go with it to the new group (through their actions, each audited)."""
+    from siyu.communities.models import AutoReplyRule, GroupSettings
+    from siyu.moderation.actions import do_set_policy
+    from siyu.moderation.models import ModerationPolicy
+
+    layer = GroupSettings.objects.filter(group=old).first()
+    if layer is not None and layer.values:
+        do_set_group_settings(new, actor, dict(layer.values))
+    for rule in AutoReplyRule.objects.filter(group=old).order_by("id"):
+        do_create_auto_reply(new.workspace, actor, name=rule.name, pattern=rule.pattern, reply=rule.reply, match=rule.match,
+                             cooldown_seconds=rule.cooldown_seconds, priority=rule.priority, is_active=rule.is_active, group=new)
+    policy = ModerationPolicy.objects.filter(group=old).first()
+    if policy is not None:
+        do_set_policy(new.workspace, actor, dict(policy.config), group=new)
+
+
+def do_repull_group(
+    workspace: Workspace,
+    group: Group,
+    *,
+    actor: Staff | None,
+    new_name: str | None = None,
+    farewell_text: str | None = None,
+    min_messages: int = 1,
+    window_days: int = 30,
+    archive_old: bool = True,
+) -> Any:
+    """Re-pull a group (重新拉群): create a fresh group with the old one's positioning,
+    rules, welcome message, capacity, owner and admins; invite its active members (see
+    :mod:`siyu.communities.repull`); post a farewell in the old group; archive the old
+    group when ``archive_old``. Each step goes through the channel's outbox
+    (CREATE_GROUP, INVITE_MEMBER, SEND_MESSAGE) or becomes a :class:`StaffTask` where the
+    channel cannot do it (WeCom cannot create customer groups or post in them through the
+    API). Invited members are recorded in the new group at once (as the moderation undo
+    does); when a person must invite them, they join through the channel's events later.
+    Open alerts of the old group are resolved. Idempotent: a second call returns the first
+    re-pull. Records ``group.repulled``."""
+    from siyu.channels.actions import do_create_staff_task
+    from siyu.channels.base import Capability, Command, CommandKind
+    from siyu.channels.models import ChannelKind
+    from siyu.channels.outbox import do_enqueue
+    from siyu.channels.registry import adapter_for
+    from siyu.communities.models import Alert, GroupRepull, RepullStatus
+    from siyu.communities.repull import DEFAULT_FAREWELL, active_members, default_new_name
+    from siyu.contacts.models import ChannelIdentity
+
+    require(actor, Perm.MANAGE_GROUPS)
+    if group.workspace_id != workspace.pk:
+        raise NotFound("group not found", code="group_not_found")
+    existing = GroupRepull.objects.filter(old_group=group).select_related("new_group").first()
+    if existing is not None:
+        return existing
+    if group.archived_at is not None:
+        raise Conflict("the group is archived", code="group_archived")
+    if not 1 <= min_messages <= 10_000 or not 1 <= window_days <= 365:
+        raise ValidationFailed("min_messages must be 1–10000 and window_days 1–365", code="invalid_repull_window")
+    name = (new_name or "").strip() or default_new_name(group)
+    now = timezone.now()
+    movers = active_members(group, min_messages=min_messages, window_days=window_days, now=now)
+    account = group.channel_account
+    adapter = adapter_for(account) if account is not None else None
+    applied: list[dict[str, Any]] = []
+    waiting = False
+
+    def send_or_task(command: Command, title: str, detail: dict[str, Any]) -> bool:
+        nonlocal waiting
+        assert account is not None and adapter is not None
+        if adapter.can(command.required_capability()):
+            row, _ = do_enqueue(account, command)
+            applied.append({"outbox": row.pk, "command": command.kind.value})
+            return True
+        task, _ = do_create_staff_task(workspace.pk, kind=f"repull_{command.kind.value}", title=title, detail=detail, account=account,
+                                       assignee=group.owner, dedupe_key=f"task:{command.idempotency_key}")
+        applied.append({"staff_task": task.pk, "command": command.kind.value})
+        waiting = True
+        return False
+
+    with transaction.atomic():
+        locked = Group.objects.select_for_update().get(pk=group.pk)
+        existing = GroupRepull.objects.filter(old_group=locked).first()
+        if existing is not None:
+            return existing
+        sandbox = account is not None and account.kind == ChannelKind.SANDBOX
+        new = do_create_group(
+            workspace, actor, name=name, group_type=group.group_type, horizon=group.horizon, ends_on=group.ends_on, vision=group.vision,
+            rights=group.rights, threshold=group.threshold, threshold_detail=group.threshold_detail, rules_text=group.rules_text,
+            welcome_message=group.welcome_message, capacity=group.capacity, owner=group.owner, channel_account=account,
+            external_id=f"{group.external_id or 'sbx'}-repull-{group.pk}"[:200] if sandbox else "",
+        )
+        new.admins.set(group.admins.all())
+        _copy_group_settings(group, new, actor)
+        identities = dict(
+            ChannelIdentity.objects.filter(account=account, contact_id__in=[m.contact_id for m in movers]).values_list("contact_id", "external_id")
+        ) if account is not None else {}
+        invitees = [m for m in movers if account is None or m.contact_id in identities]
+        base = f"repull:{group.pk}"
+        invited_now = account is None
+        if account is not None and adapter is not None:
+            people = [{"contact": m.contact_id, "name": m.contact.name, "member": identities[m.contact_id]} for m in invitees]
+            inline_invites = not new.external_id and adapter.can(Capability.CREATE_GROUP)
+            created = send_or_task(
+                Command(CommandKind.CREATE_GROUP, f"{base}:create", "", {
+                    "name": name, "group_id": new.pk, "topic": group.vision,
+                    **({"invite": [p["member"] for p in people]} if inline_invites else {}),
+                }),
+                f"新建群「{name}」并邀请{len(people)}位活跃成员（重新拉群）", {"old_group": group.pk, "new_group": new.pk, "invite": people},
+            )
+            if created and inline_invites:
+                invited_now = True
+            elif created and adapter.can(Capability.INVITE_MEMBER):
+                for p in people:
+                    do_enqueue(account, Command(CommandKind.INVITE_MEMBER, f"{base}:invite:{p['contact']}", new.external_id,
+                                                {"member": p["member"], "reason": "repull"}))
+                applied.append({"invited": len(people), "command": CommandKind.INVITE_MEMBER.value})
+                invited_now = True
+            elif created:
+                do_create_staff_task(workspace.pk, kind="repull_invite_member", title=f"把{len(people)}位活跃成员拉进新群「{name}」",
+                                     detail={"new_group": new.pk, "invite": people}, account=account, assignee=group.owner,
+                                     dedupe_key=f"task:{base}:invite")
+                waiting = True
+            farewell = (farewell_text or "").strip() or DEFAULT_FAREWELL.format(new=name)
+            send_or_task(Command(CommandKind.SEND_MESSAGE, f"{base}:farewell", group.external_id, {"to": "group", "text": farewell}),
+                         f"在「{group.name}」发布告别公告", {"group": group.pk, "text": farewell})
+        if invited_now:
+            for m in invitees:
+                do_add_member(new, m.contact, None, join_source="repull", role=m.role if m.role_assigned else None)
+        repull = GroupRepull.objects.create(
+            workspace_id=workspace.pk, old_group=group, new_group=new, status=RepullStatus.WAITING_FOR_STAFF if waiting else RepullStatus.DONE,
+            invited=[m.contact_id for m in invitees], applied=applied, created_by=actor, created_at=now,
+        )
+        for alert in Alert.objects.filter(group=group, resolved_at__isnull=True):
+            _resolve(alert, actor, f"re-pulled into {name}", now)
+        if archive_old:
+            do_archive_group(group, actor)
+        record_audit(workspace, actor, "group.repulled", target=repull, summary=f"{group.name} → {name}: {len(invitees)} members",
+                     after={"old_group": group.pk, "new_group": new.pk, "invited": repull.invited, "applied": applied, "archived": archive_old})
+    return repull
+
+
+# --- group settings, keyword auto-replies, onboarding (群设置 / 关键词自动回复 / 入群引导) ---
+
+
+def _save_settings_layer(
+    workspace: Workspace, actor: Staff | None, values: dict[str, Any], *, group: Group | None = None, group_type: str = "",
+) -> Any:
+    from siyu.communities.group_settings import clean_values
+    from siyu.communities.models import GroupSettings, GroupSettingsScope
+
+    require(actor, Perm.MANAGE_GROUPS)
+    if group is not None and group.workspace_id != workspace.pk:
+        raise NotFound("group not found", code="group_not_found")
+    if group_type and group_type not in GroupType.values:
+        raise ValidationFailed(f"unknown group type {group_type!r}; expected {', '.join(GroupType.values)}", code="invalid_group_type")
+    clean = clean_values(workspace, values)
+    scope = GroupSettingsScope.GROUP if group is not None else (GroupSettingsScope.TEMPLATE if group_type else GroupSettingsScope.DEFAULT)
+    with transaction.atomic():
+        if group is not None:
+            row = GroupSettings.objects.filter(group=group).first()
+        else:
+            row = GroupSettings.objects.in_workspace(workspace).filter(scope=scope, group_type=group_type).first()
+        before = dict(row.values) if row else {}
+        merged = {k: v for k, v in {**before, **clean}.items() if v is not None}
+        if row is None:
+            row = GroupSettings.objects.create(workspace=workspace, scope=scope, group=group, group_type=group_type, values=merged)
+        else:
+            row.values = merged
+            row.save(update_fields=["values", "updated_at"])
+        if group is not None:
+            # the Group row mirrors its own rules, welcome and capacity for the code that reads them there
+            mirrored: dict[str, Any] = {}
+            for key in ("rules_text", "welcome_message"):
+                if key in clean:
+                    mirrored[key] = clean[key] or ""
+            changed = [k for k, v in mirrored.items() if getattr(group, k) != v]
+            for key in changed:
+                setattr(group, key, mirrored[key])
+            if changed:
+                group.save(update_fields=changed)
+        if "capacity" in clean:
+            _mirror_capacity(workspace, group=group, group_type=group_type)
+        label = "group" if group is not None else (f"template:{group_type}" if group_type else "default")
+        record_audit(workspace, actor, "group_settings.saved", target=group or row, summary=label, before=before, after=merged)
+    return row
+
+
+def _mirror_capacity(workspace: Workspace, *, group: Group | None, group_type: str) -> None:
+    """``Group.capacity`` is what live codes and member limits read: keep it equal to the
+    effective capacity of every group the saved layer reaches (the group itself, the
+    groups of the template's type, or all groups for the workspace default)."""
+    from siyu.communities.group_settings import effective_for_groups
+
+    if group is not None:
+        groups = [group]
+    else:
+        query = Group.objects.in_workspace(workspace).filter(archived_at__isnull=True)
+        groups = list(query.filter(group_type=group_type) if group_type else query)
+    resolved = effective_for_groups(groups)
+    for g in groups:
+        capacity = int(resolved[g.pk]["capacity"])
+        if g.capacity != capacity:
+            g.capacity = capacity
+            g.save(update_fields=["capacity"])
+
+
+def do_set_group_settings(group: Group, actor: Staff | None, values: dict[str, Any]) -> Any:
+    """Set a group's own settings (群设置); a key set to ``None`` goes back to inheriting
+    from the template for the group's type or the workspace default. Rules, welcome and
+    capacity are mirrored on the group row. Records ``group_settings.saved``."""
+    return _save_settings_layer(group.workspace, actor, values, group=group)
+
+
+def do_set_settings_layer(workspace: Workspace, actor: Staff | None, values: dict[str, Any], *, group_type: str = "") -> Any:
+    """Set the workspace default settings, or with ``group_type`` the template for that
+    type of group (福利群 / 转化群 / 组织群). Records ``group_settings.saved``."""
+    return _save_settings_layer(workspace, actor, values, group_type=group_type)
+
+
+AUTO_REPLY_FIELDS = ("name", "match", "pattern", "reply", "cooldown_seconds", "priority", "is_active", "group")
+
+
+def _clean_auto_reply(workspace: Workspace, values: dict[str, Any], current: Any = None) -> dict[str, Any]:
+    from siyu.communities.autoreply import check_pattern
+
+    unknown = set(values) - set(AUTO_REPLY_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown auto-reply field(s) {', '.join(sorted(unknown))}", code="unknown_field")
+    clean = dict(values)
+    if "name" in clean:
+        clean["name"] = (clean["name"] or "").strip()[:100]
+        if not clean["name"]:
+            raise ValidationFailed("an auto-reply needs a name", code="name_required")
+    if "reply" in clean:
+        clean["reply"] = (clean["reply"] or "").strip()
+        if not clean["reply"] or len(clean["reply"]) > 2000:
+            raise ValidationFailed("the reply must be 1–2000 characters", code="invalid_reply")
+    if "match" in clean or "pattern" in clean:
+        match = clean.get("match", getattr(current, "match", "contains"))
+        clean["match"] = match
+        clean["pattern"] = check_pattern(match, clean.get("pattern", getattr(current, "pattern", "")))
+    if "cooldown_seconds" in clean:
+        value = clean["cooldown_seconds"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 7 * 86400:
+            raise ValidationFailed("cooldown_seconds must be between 0 and 604800", code="invalid_cooldown")
+    if "priority" in clean and (not isinstance(clean["priority"], int) or isinstance(clean["priority"], bool)):
+        raise ValidationFailed("priority must be a whole number", code="invalid_priority")
+    if "is_active" in clean and not isinstance(clean["is_active"], bool):
+        raise ValidationFailed("is_active must be true or false", code="invalid_setting")
+    if clean.get("group") is not None:
+        group_id = clean["group"] if isinstance(clean["group"], int) else clean["group"].pk
+        clean["group"] = Group.objects.in_workspace(workspace).filter(pk=group_id).first()
+        if clean["group"] is None:
+            raise NotFound("group not found", code="group_not_found")
+    return clean
+
+
+def _auto_reply_snapshot(rule: Any) -> dict[str, Any]:
+    return {f: (rule.group_id if f == "group" else getattr(rule, f)) for f in AUTO_REPLY_FIELDS}
+
+
+def do_create_auto_reply(workspace: Workspace, actor: Staff | None, *, name: str, pattern: str, reply: str, **fields: Any) -> Any:
+    """Create a keyword auto-reply for one group (``group``) or the whole workspace. A
+    regex is validated and probed for catastrophic backtracking first. Records
+    ``auto_reply.created``."""
+    from siyu.communities.autoreply import invalidate
+    from siyu.communities.models import AutoReplyRule
+
+    require(actor, Perm.MANAGE_GROUPS)
+    clean = _clean_auto_reply(workspace, {"name": name, "pattern": pattern, "reply": reply, "match": fields.pop("match", "contains"), **fields})
+    with transaction.atomic():
+        rule = AutoReplyRule.objects.create(workspace=workspace, **clean)
+        record_audit(workspace, actor, "auto_reply.created", target=rule, after=_auto_reply_snapshot(rule))
+        invalidate()
+        transaction.on_commit(invalidate)
+    return rule
+
+
+def do_update_auto_reply(rule: Any, actor: Staff | None, **changes: Any) -> Any:
+    """Change an auto-reply. Records ``auto_reply.updated`` with before/after."""
+    from siyu.communities.autoreply import invalidate
+
+    require(actor, Perm.MANAGE_GROUPS)
+    clean = _clean_auto_reply(rule.workspace, changes, current=rule)
+    before = _auto_reply_snapshot(rule)
+    for key, value in clean.items():
+        setattr(rule, key, value)
+    with transaction.atomic():
+        rule.save(update_fields=[*clean.keys(), "updated_at"])
+        record_audit(rule.workspace, actor, "auto_reply.updated", target=rule, before=before, after=_auto_reply_snapshot(rule))
+        invalidate()
+        transaction.on_commit(invalidate)
+    return rule
+
+
+def do_delete_auto_reply(rule: Any, actor: Staff | None) -> None:
+    """Delete an auto-reply (its cool-down state goes with it). Records ``auto_reply.deleted``."""
+    from siyu.communities.autoreply import invalidate
+
+    require(actor, Perm.MANAGE_GROUPS)
+    with transaction.atomic():
+        record_audit(rule.workspace, actor, "auto_reply.deleted", target=rule, before=_auto_reply_snapshot(rule))
+        rule.delete()
+        invalidate()
+        transaction.on_commit(invalidate)
+
+
+def do_send_auto_replies(items: list[tuple[ChannelAccount, Group, GroupMessage, Any]]) -> list[Any]:
+    """Answer messages that triggered a keyword auto-reply: each reply goes to the outbox
+    (key ``autoreply:<rule>:<message>``, so a re-processed message answers once; a reply
+    deferred past quiet hours waits with ``not_before``) and the rule's cool-down in that
+    group restarts at the message's time. ``items`` are (account, group, message,
+    :class:`siyu.communities.autoreply.Reply`). Bot replies are not audited one by one:
+    the outbox row is their record. Returns the outbox rows."""
+    from siyu.channels.base import Command, CommandKind
+    from siyu.channels.outbox import do_enqueue
+    from siyu.communities.models import AutoReplyFiring
+
+    rows = []
+    with transaction.atomic():
+        for account, group, message, reply in items:
+            firing = AutoReplyFiring.objects.filter(rule_id=reply.rule.pk, group=group).first()
+            if firing is None:
+                AutoReplyFiring.objects.create(workspace_id=group.workspace_id, rule_id=reply.rule.pk, group=group,
+                                               last_fired_at=message.sent_at, fired=1)
+            elif firing.last_fired_at < message.sent_at:
+                firing.last_fired_at, firing.fired = message.sent_at, firing.fired + 1
+                firing.save(update_fields=["last_fired_at", "fired"])
+            command = Command(CommandKind.SEND_MESSAGE, f"autoreply:{reply.rule.pk}:{message.pk}", group.external_id,
+                              {"to": "group", "text": reply.rule.reply, "reply_to": message.external_id})
+            row, _ = do_enqueue(account, command, not_before=reply.not_before)
+            rows.append(row)
+    return rows
+
+
+def _quiet_not_before(group: Group, effective: Any, when: dt.datetime) -> dt.datetime | None:
+    from siyu.communities.group_settings import in_quiet_hours, quiet_hours_end
+
+    quiet = effective["quiet_hours"]
+    tz = group.workspace.tz
+    return quiet_hours_end(quiet, when, tz) if in_quiet_hours(quiet, when, tz) else None
+
+
+def do_onboard_member(account: ChannelAccount, membership: Membership, *, member_external_id: str, key: str) -> dict[str, Any]:
+    """Welcome a member who just joined (入群引导), by the group's effective settings: the
+    welcome text (``{member}``, ``{group}``, ``{rules_link}``) @-mentioning them through
+    the channel (held until quiet hours end), a coupon from the welcome coupon template
+    once per membership, and a tag naming the join source (live-code state, join way)
+    in the configured tag group. Each part is skipped where it is not configured or the
+    channel cannot do it. Returns what was done; the parts record their own events
+    (outbox row, ``coupon.issued``, ``contacts.tagged``)."""
+    from siyu.channels.base import Capability, Command, CommandKind
+    from siyu.channels.outbox import do_enqueue
+    from siyu.channels.registry import adapter_for
+    from siyu.communities.group_settings import effective, render_template
+
+    group, contact = membership.group, membership.contact
+    settings = effective(group)
+    done: dict[str, Any] = {}
+    welcome = settings["welcome_message"]
+    if welcome and group.external_id and adapter_for(account).can(Capability.SEND_GROUP_MESSAGE):
+        text = render_template(welcome, member=contact.name, group=group.name, rules_link=settings["rules_link"])
+        row, _ = do_enqueue(account, Command(CommandKind.SEND_MESSAGE, key, group.external_id,
+                                             {"to": "group", "text": text, "mention": member_external_id}),
+                            not_before=_quiet_not_before(group, settings, timezone.now()))
+        done["welcome"] = row.pk
+    if (template_id := settings["welcome_coupon_template"]) is not None:
+        done["coupon"] = _welcome_coupon(group, membership, template_id)
+    if settings["tag_join_source"] and membership.join_source:
+        from siyu.channels.handlers import split_state
+        from siyu.contacts.actions import do_get_or_create_tag, do_tag_contacts
+        from siyu.contacts.models import TagSource
+
+        channel, _campaign = split_state(membership.join_source)
+        tag = do_get_or_create_tag(group.workspace, None, group_name=settings["join_source_tag_group"], name=(channel or membership.join_source)[:50])
+        do_tag_contacts(group.workspace, None, [contact], [tag], source=TagSource.CHANNEL, reason=f"joined {group.name}")
+        done["tag"] = tag.pk
+    return done
+
+
+def _welcome_coupon(group: Group, membership: Membership, template_id: int) -> int | None:
+    from siyu.commerce.actions import do_issue_coupon
+    from siyu.commerce.models import Coupon, CouponSource, CouponTemplate
+
+    ref = f"group-welcome:{membership.pk}"
+    existing = Coupon.objects.filter(contact=membership.contact, source_ref=ref).values_list("pk", flat=True).first()
+    if existing is not None:
+        return existing
+    template = CouponTemplate.objects.in_workspace(group.workspace_id).filter(pk=template_id).first()
+    if template is None:
+        return None
+    try:
+        with transaction.atomic():
+            return do_issue_coupon(template, membership.contact, None, source=CouponSource.REWARD, source_ref=ref).pk
+    except (Conflict, ValidationFailed) as exc:
+        # out of stock, limit reached, template ended: the welcome goes out without it
+        record_audit(group.workspace, None, "onboarding.coupon_skipped", target=membership, summary=str(exc)[:300])
+        return None
+
+
+#: members who joined longer ago than the nudge delay plus this are not nudged late
+NUDGE_GRACE = dt.timedelta(days=3)
+
+
+def do_send_first_days_nudges(now: dt.datetime | None = None, *, limit: int = 5000) -> dict[str, int]:
+    """The first-days nudge (自我介绍邀请): members who joined ``nudge_after_hours`` ago
+    (by their group's settings) and have not spoken since get one gentle @-mention
+    inviting them to introduce themselves. Once per membership (an
+    :class:`OnboardingNudge` row, also written for members who did speak, so they are
+    checked once); nothing is sent during the group's quiet hours (the next run sends
+    it). Safe to run repeatedly. Returns counts."""
+    from siyu.channels.base import Capability, Command, CommandKind
+    from siyu.channels.outbox import do_enqueue
+    from siyu.channels.registry import adapter_for
+    from siyu.communities.group_settings import effective_for_groups, in_quiet_hours, render_template
+    from siyu.communities.models import OnboardingNudge
+    from siyu.contacts.models import ChannelIdentity
+
+    now = now or timezone.now()
+    counts = {"nudged": 0, "spoke": 0, "quiet": 0, "skipped": 0}
+    candidates = list(
+        Membership.objects.filter(
+            left_at__isnull=True, nudge__isnull=True, group__archived_at__isnull=True, joined_at__lte=now,
+            joined_at__gte=now - dt.timedelta(hours=24 * 30) - NUDGE_GRACE,
+        ).exclude(join_source="seen_speaking").select_related("group", "group__workspace", "group__channel_account", "contact").order_by("id")[:limit]
+    )
+    settings = effective_for_groups({m.group_id: m.group for m in candidates}.values())
+    for membership in candidates:
+        group, eff = membership.group, settings[membership.group_id]
+        after = eff["nudge_after_hours"]
+        if not after or not (now - dt.timedelta(hours=after) - NUDGE_GRACE <= membership.joined_at <= now - dt.timedelta(hours=after)):
+            continue
+        account = group.channel_account
+        if account is None or not group.external_id or not adapter_for(account).can(Capability.SEND_GROUP_MESSAGE):
+            counts["skipped"] += 1
+            continue
+        spoke = GroupMessage.objects.filter(group=group, sender_id=membership.contact_id, sent_at__gte=membership.joined_at).exists()
+        if not spoke and in_quiet_hours(eff["quiet_hours"], now, group.workspace.tz):
+            counts["quiet"] += 1
+            continue
+        key = "" if spoke else f"nudge:{membership.pk}"
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    OnboardingNudge.objects.create(workspace_id=group.workspace_id, membership=membership, group=group, outbox_key=key, created_at=now)
+            except IntegrityError:
+                continue  # another run got there first
+            if spoke:
+                counts["spoke"] += 1
+                continue
+            member_id = ChannelIdentity.objects.filter(account=account, contact_id=membership.contact_id).values_list("external_id", flat=True).first() or ""
+            text = render_template(eff["nudge_text"], member=membership.contact.name, group=group.name, rules_link=eff["rules_link"])
+            do_enqueue(account, Command(CommandKind.SEND_MESSAGE, key, group.external_id, {"to": "group", "text": text, "mention": member_id}))
+            counts["nudged"] += 1
+    return counts

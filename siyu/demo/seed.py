@@ -34,7 +34,9 @@ from siyu.contacts.rules import do_create_tag_rule
 from siyu.core.errors import Conflict, ValidationFailed
 from siyu.core.models import Workspace
 from siyu.demo import brand
+from siyu.demo.acquisition import seed_acquisition
 from siyu.demo.generate import TIME_ZONE, TZ, Plan, build_plan
+from siyu.demo.messages import seed_group_messages
 from siyu.demo.orders import seed_orders
 
 __all__ = ["DEMO_OWNER_EMAIL", "DEMO_PASSWORD", "DEMO_SLUG", "demo_summary", "do_seed_demo_workspace", "seed_demo"]
@@ -128,6 +130,9 @@ def do_seed_demo_workspace(*, contacts: int = 5000, seed: int = 42, today: dt.da
             },
         )
         seed_orders(workspace, seed, anchor=plan.anchor)
+        seed_acquisition(workspace, seed, anchor=plan.anchor)
+        # group chatter for the 30 days before the anchor (health, roles, heatmap, ads)
+        seed_group_messages(workspace, seed=seed, now=plan.anchor + dt.timedelta(minutes=5))
     return workspace
 
 

@@ -28,6 +28,9 @@ def test_group_with_positioning_and_members(api, workspace, owner):
     assert api.get(f"/groups/{group['id']}").json()["member_count"] == 1
     members = api.get(f"/groups/{group['id']}/members").json()
     assert members["count"] == 1 and members["items"][0]["contact_name"] == "小红"
+    # a hand-set role carries no inference explanation and no candidate
+    item = members["items"][0]
+    assert (item["role_reason"], item["role_candidate"], item["role_candidate_streak"]) == ("", "", 0)
     left = api.delete(f"/groups/{group['id']}/members/{contact.pk}?reason=退群")
     assert left.status_code == 200 and left.json()["left_at"] is not None
     assert api.get(f"/groups/{group['id']}/members").json()["count"] == 0

@@ -1,0 +1,104 @@
+import collections
+import datetime as dt
+import random
+
+import pytest
+
+from siyu.accounts.models import AuditEntry
+from siyu.communities.models import Alert, GroupHealthDay, GroupMessage, MemberDayActivity
+from siyu.demo.generate import TZ
+from siyu.demo.messages import SILENT_GROUP, SPAMMERS_PER_GROUP, ad_text, generate_group_messages
+from siyu.demo.seed import do_seed_demo_workspace
+from siyu.moderation import engine
+from siyu.moderation.detectors import detect
+from siyu.moderation.models import ModerationCase
+
+pytestmark = pytest.mark.django_db
+
+DAY = dt.date(2026, 3, 10)
+NOW = dt.datetime(2026, 3, 10, 0, 5, tzinfo=TZ)
+
+
+@pytest.fixture
+def demo():
+    return do_seed_demo_workspace(contacts=800, seed=42, today=DAY)
+
+
+def _plain(writers):
+    return [(w.group.pk, r.sender_id, r.text, r.sent_at, r.data) for w in writers for r in w.rows]
+
+
+def test_every_ad_style_is_caught_by_the_built_in_detectors():
+    rng = random.Random(1)
+    missed = [text for text in (ad_text(rng) for _ in range(2000)) if not detect(text)]
+    assert missed == []
+
+
+def test_demo_chat_has_no_false_positives_and_every_ad_is_caught(demo):
+    # given the planned demo chat (nothing written yet)
+    writers = generate_group_messages(demo, seed=42, now=NOW)
+
+    # when every message goes through the moderation engine with the workspace's policy
+    flagged, missed, normal = [], [], 0
+    for writer in writers:
+        ads = set(writer.ads)
+        for index, row in enumerate(writer.rows):
+            verdict = engine.check_message(demo.pk, row.text, group_id=writer.group.pk, data=row.data).verdict.value
+            if index in ads:
+                missed += [row.text] if verdict == "allow" else []
+            else:
+                normal += 1
+                flagged += [row.text] if verdict != "allow" else []
+
+    # then no ordinary message is flagged and no ad slips through
+    assert normal > 2000
+    assert flagged == []
+    assert missed == []
+
+
+def test_generation_is_deterministic_per_seed(demo):
+    first = _plain(generate_group_messages(demo, seed=42, now=NOW))
+    again = _plain(generate_group_messages(demo, seed=42, now=NOW))
+    other = _plain(generate_group_messages(demo, seed=43, now=NOW))
+    assert first == again
+    assert first != other
+
+
+def test_seeding_writes_chat_cases_counters_health_and_roles(demo):
+    # when the demo is seeded, its group chat is seeded with it (once: the audit row says what)
+    seeded = AuditEntry.objects.filter(workspace=demo, action="demo.group_messages_seeded")
+    assert seeded.count() == 1
+    counts = seeded.get().after
+
+    # then the rows match the counts
+    messages = GroupMessage.objects.in_workspace(demo)
+    assert counts["group_messages"] == messages.count() > 2000
+    assert counts["moderation_cases"] == counts["ads"] == ModerationCase.objects.in_workspace(demo).count()
+    assert 0.015 < counts["ads"] / counts["group_messages"] < 0.035
+    assert counts["activity_rows"] == MemberDayActivity.objects.in_workspace(demo).count() > 0
+    assert counts["health_days"] == GroupHealthDay.objects.in_workspace(demo).count()
+    # all within the 30 local days before today, with replies and mentions
+    local_days = {m.astimezone(TZ).date() for m in messages.values_list("sent_at", flat=True)}
+    assert min(local_days) >= DAY - dt.timedelta(days=30) and max(local_days) < DAY
+    assert messages.filter(data__has_key="reply_to").count() > 150
+    assert messages.filter(data__has_key="mentions").count() > 150
+    # ads come from a few spammer accounts per group
+    spammers = collections.Counter(g for g, _c in set(ModerationCase.objects.in_workspace(demo).values_list("group_id", "contact_id")))
+    assert max(spammers.values()) <= SPAMMERS_PER_GROUP
+    # every case is the engine's verdict on its (deleted) message, dated when it was posted
+    case = ModerationCase.objects.in_workspace(demo).select_related("message").first()
+    assert case is not None and case.message is not None and case.created_at == case.message.sent_at
+    assert case.verdict == engine.check_message(demo.pk, case.text, group_id=case.group_id).verdict.value
+    # the silent group is silent, the dying groups fade, the lively ones thrive — and alerts say so
+    latest = {row.group.name: row.state for row in GroupHealthDay.objects.in_workspace(demo).filter(day=DAY - dt.timedelta(days=1))
+              .select_related("group")}
+    states = collections.Counter(latest.values())
+    assert latest[SILENT_GROUP] == "silent"
+    # (at this small size a dying group may already have gone quiet altogether)
+    assert {latest["衣澜成都太古里福利2群"], latest["衣澜线上福利3群"]} <= {"fading", "silent"}
+    assert states["thriving"] >= 3 and states["steady"] >= 1
+    alerted = set(Alert.objects.in_workspace(demo).values_list("group__name", "kind"))
+    assert (SILENT_GROUP, "group_silent") in alerted
+    assert {name for name, _kind in alerted} >= {"衣澜成都太古里福利2群", "衣澜线上福利3群"}
+    # roles were inferred from the chat
+    assert counts["role_changes"] > 0
