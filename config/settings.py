@@ -43,6 +43,9 @@ INSTALLED_APPS = [
     "siyu.campaigns",
     "siyu.commerce",
     "siyu.moderation",
+    "siyu.segments",
+    "siyu.outreach",
+    "siyu.journeys",
     "siyu.console",
     "siyu.worker",
 ]

@@ -25,6 +25,11 @@ class Perm(StrEnum):
     VIEW_AUDIT = "audit.view"
     MANAGE_WORKSPACE = "workspace.manage"
     OPERATE_CHANNELS = "channels.operate"  # inbox/outbox retry, staff tasks
+    MANAGE_OUTREACH = "outreach.manage"  # materials, quota policy, broadcasts, columns
+    VIEW_SEGMENTS = "segments.view"  # members still limited to the contacts one may see
+    MANAGE_SEGMENTS = "segments.manage"
+    VIEW_JOURNEYS = "journeys.view"  # journeys, runs, per-step counts (contacts still scoped)
+    MANAGE_JOURNEYS = "journeys.manage"  # define, publish, enrol, playbooks
 
 
 _OPERATOR = {
@@ -39,15 +44,20 @@ _OPERATOR = {
     Perm.MANAGE_GROUPS,
     Perm.VIEW_GROUPS,
     Perm.OPERATE_CHANNELS,
+    Perm.MANAGE_OUTREACH,
+    Perm.VIEW_SEGMENTS,
+    Perm.MANAGE_SEGMENTS,
+    Perm.VIEW_JOURNEYS,
+    Perm.MANAGE_JOURNEYS,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.OWNER: frozenset(Perm),
     Role.ADMIN: frozenset(Perm) - {Perm.MANAGE_WORKSPACE},
     Role.OPERATOR: frozenset(_OPERATOR),
-    Role.ANALYST: frozenset({Perm.VIEW_ALL_CONTACTS, Perm.EXPORT_CONTACTS, Perm.VIEW_GROUPS, Perm.VIEW_AUDIT}),
+    Role.ANALYST: frozenset({Perm.VIEW_ALL_CONTACTS, Perm.EXPORT_CONTACTS, Perm.VIEW_GROUPS, Perm.VIEW_AUDIT, Perm.VIEW_SEGMENTS, Perm.VIEW_JOURNEYS}),
     # Agents (导购/客服) work their own customers: they may edit and tag those, no more.
-    Role.AGENT: frozenset({Perm.EDIT_CONTACTS, Perm.TAG_CONTACTS, Perm.VIEW_GROUPS}),
+    Role.AGENT: frozenset({Perm.EDIT_CONTACTS, Perm.TAG_CONTACTS, Perm.VIEW_GROUPS, Perm.VIEW_SEGMENTS}),
 }
 
 

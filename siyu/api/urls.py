@@ -8,6 +8,11 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from siyu.api import acquisition, analytics, campaigns, channels, commerce, community, contacts, groups, moderation, staff, tags
+from siyu.api import group_health as group_health_api
+from siyu.api import group_settings as group_settings_api
+from siyu.api import journeys as journeys_api
+from siyu.api import outreach as outreach_api
+from siyu.api import segments as segments_api
 from siyu.api.auth import TokenAuth
 from siyu.core.errors import SiyuError
 
@@ -73,3 +78,8 @@ api.add_router("/", channels.router)
 api.add_router("/", commerce.router)
 api.add_router("/", acquisition.router)
 api.add_router("/", campaigns.router)
+api.add_router("/", segments_api.router)
+api.add_router("/", outreach_api.router)
+api.add_router("/", journeys_api.router)
+api.add_router("/", group_health_api.router)
+api.add_router("/", group_settings_api.router)

@@ -37,3 +37,16 @@ def clv(
 ) -> None:
     """BG/NBD + Gamma-Gamma fit and scoring, vs the lifetimes package on a subset."""
     _run("clv", ["--customers", str(customers), *(["--json"] if json_out else [])])
+
+
+@bench_app.command("outreach")
+def outreach(
+    contacts: Annotated[int, typer.Option(help="Synthetic contacts.")] = 200_000,
+    events: Annotated[int, typer.Option(help="Synthetic timeline events.")] = 2_000_000,
+    database_url: Annotated[str, typer.Option("--database-url", help="A scratch PostgreSQL database instead of SQLite.")] = "",
+    json_out: Annotated[bool, typer.Option("--json")] = True,
+) -> None:
+    """A segment over synthetic contacts: first build, incremental update vs full rebuild,
+    then a broadcast planned through the quota ledger."""
+    argv = ["--contacts", str(contacts), "--events", str(events), *(["--database-url", database_url] if database_url else [])]
+    _run("outreach", [*argv, *(["--json"] if json_out else [])])

@@ -9,12 +9,19 @@
     siyu token create
     siyu contacts import|export
     siyu orders import
-    siyu channels add-wecom|add-matrix|run-matrix|list
+    siyu channels add-wecom|add-matrix|run-matrix|list|map-staff
     siyu sandbox say|join
     siyu moderation check
     siyu analytics fit-bgnbd
     siyu campaigns poster|confirm-due
-    siyu bench pipeline|clv|livecode|posters
+    siyu segments list|show|build|preview
+    siyu broadcasts list|preview|send|stats
+    siyu quota explain
+    siyu journeys apply|list|show|runs|tick
+    siyu playbooks list|instantiate
+    siyu group-health health|heatmap|roles|alerts|care|repull
+    siyu groups settings|auto-replies list|rebuild-activity
+    siyu bench pipeline|clv|livecode|posters|outreach
 
 Every command that reports accepts ``--json``. Django is set up only by the commands that
 need it, so ``siyu --help`` works without a database.
@@ -27,6 +34,7 @@ from typing import Annotated, Any
 
 import typer
 
+from siyu.acquisition.cli import map_staff
 from siyu.analytics.cli import analytics_app
 from siyu.campaigns.cli import campaigns_app
 from siyu.cli.admin import JsonFlag, staff_app, token_app, workspace_app
@@ -35,7 +43,12 @@ from siyu.cli.channels import channels_app, sandbox_app
 from siyu.cli.contacts import contacts_app
 from siyu.cli.runtime import SETTINGS_MODULE, command, emit, setup_django
 from siyu.commerce.cli import app as orders_app
+from siyu.communities.cli import groups_app
+from siyu.communities.health_cli import health_app
+from siyu.journeys.cli import journeys_app, playbooks_app
 from siyu.moderation.cli import moderation_app
+from siyu.outreach.cli import broadcasts_app, quota_app
+from siyu.segments.cli import segments_app
 
 app = typer.Typer(
     name="siyu",
@@ -51,9 +64,17 @@ app.add_typer(contacts_app, name="contacts")
 app.add_typer(orders_app, name="orders")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(channels_app, name="channels")
+channels_app.command("map-staff")(map_staff)  # defined with the live codes that need it
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(segments_app, name="segments")
+app.add_typer(broadcasts_app, name="broadcasts")
+app.add_typer(quota_app, name="quota")
+app.add_typer(journeys_app, name="journeys")
+app.add_typer(playbooks_app, name="playbooks")
+app.add_typer(health_app, name="group-health")
+app.add_typer(groups_app, name="groups")
 app.add_typer(bench_app, name="bench")
 
 

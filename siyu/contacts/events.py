@@ -25,8 +25,12 @@ class EventKind:
     MERGED = "merged"
     CONSENT = "consent"
     OWNER_CHANGED = "owner_changed"
+    # Recorded by siyu.segments when a contact enters / leaves a segment's stored membership.
+    SEGMENT_ENTERED = "segment_entered"
+    SEGMENT_LEFT = "segment_left"
 
-    ALL = (ADDED, UPDATED, TAGGED, UNTAGGED, JOINED_GROUP, LEFT_GROUP, MESSAGE, ORDER, SCAN, MERGED, CONSENT, OWNER_CHANGED)
+    ALL = (ADDED, UPDATED, TAGGED, UNTAGGED, JOINED_GROUP, LEFT_GROUP, MESSAGE, ORDER, SCAN, MERGED, CONSENT, OWNER_CHANGED,
+           SEGMENT_ENTERED, SEGMENT_LEFT)
 
 
 def record_timeline(
