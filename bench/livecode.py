@@ -184,6 +184,9 @@ def run(scans: int = 20000, concurrency: int = 64, database_url: str = "", worke
     done = len(ordered)
     return {
         "scans": done,
+        "requested": scans,
+        # the run stops at --time-limit; fewer scans than requested means it did
+        "time_limited": done < scans,
         "seconds": round(seconds, 3),
         "scans_per_s": round(done / seconds, 1) if seconds else 0.0,
         "p50_ms": round(statistics.median(ordered), 2) if ordered else None,
