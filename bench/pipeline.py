@@ -1,19 +1,42 @@
 """Group message pipeline benchmark: realistic group messages through the whole inbound
 path on the default SQLite database.
 
-    python -m bench.pipeline --messages 100000 --words 1000 --json
+    python -m bench.pipeline --messages 100000 --words 1000 --json [--profile FILE]
 
 A fresh SIYU_HOME (temporary), migrated; one workspace, a sandbox account, 20 groups of
-200 members, a 1,000-word competitor/sensitive list. Messages (ordinary chat from the
-moderation test corpus, ~3% adverts and evasions) go in through ``do_receive`` in
-batches (one transaction stores a batch, deduplicated by key), and every stored event is
-then processed by the real processor (``siyu.channels.inbox.process``: lock, handler →
-group message + timeline → moderation → outbox/staff task, mark processed), one
-transaction per event, as the worker does. ``p99_ms`` is the per-message processing
-latency. ``naive_msgs_per_s`` checks the same word list against the same messages with a
-substring test per word per message (how several open-source SCRMs match keywords);
-``ac_msgs_per_s`` is siyu's detector stage (normalisation + Aho-Corasick + regex
-detectors) on the same messages; ``ratio_vs_naive`` = ac / naive.
+200 members (contacts, identities and memberships bulk-inserted: the join path is not
+what is measured), a 1,000-word competitor list, two keyword auto-replies. Messages are
+ordinary chat from the moderation test corpus with ~3% adverts and evasions from the ads
+corpus (``--ad-share``), each posted by an advertiser account that joined for it (one
+advert per account: a removed advertiser does not chat on).
+
+What each number means:
+
+- ``msgs_per_s`` / ``seconds``: the measured loop, end to end — per delivery of
+  ``batch`` messages: ``do_receive`` (inbox rows, dedupe by key, one worker task
+  scheduled after commit), a redelivery of ``DUPLICATES`` of them (stored once), then
+  ``process_batch`` (one transaction: detectors, policy verdicts — warn/delete/remove
+  applied in bulk with cases, strikes, outbox commands, closed memberships —, auto-reply
+  decisions, group messages, timeline events, activity counters, rows marked processed,
+  commit). ``receive_seconds``/``process_seconds`` split it.
+- ``p50_ms``/``p99_ms``: per message, from the batch's claim of its inbox rows to its
+  verdict and auto-reply decision (the commit follows at the batch end).
+- ``per_event_fallbacks``: messages the batch handed to the per-event handler (should be
+  0 here); ``per_event_path_msgs_per_s``: the old one-transaction-per-message path on a
+  ``PER_EVENT_SAMPLE`` sample, for comparison.
+- ``naive_msgs_per_s``: the same 1,000 words checked the way several open-source SCRMs
+  do — a Python substring test per word per message on the raw text.
+- ``words_msgs_per_s``: siyu's word matching on the same messages, like for like:
+  normalisation against evasion (NFKC, case, traditional → simplified, separators
+  removed) + one Aho-Corasick scan (``WordMatcher.find_text``), no caching.
+- ``ratio_vs_naive`` = naive seconds / words seconds (the target is ≥ 20×).
+- ``detectors_msgs_per_s`` / ``detectors_ratio_vs_naive``: the full detector stage
+  (``detect``: word lists plus the phone, WeChat/QQ id, URL/short link, spelled URL,
+  red-packet and flood detectors) on the same messages, no caching — more work than the
+  naive matcher does, shown for honesty. Inside the pipeline, detector results are also
+  cached per text within a batch (repeated texts are examined once).
+- the three matchers run ``ROUNDS`` alternating rounds; each reports its best round
+  (the machine is shared; a burst of load must not land on one side only).
 """
 
 from __future__ import annotations
@@ -31,6 +54,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "siyu" / "moderation" / "tests" / "data"
 BATCH = 500
+MEMBERS = 200
+PER_EVENT_SAMPLE = 2000
+ROUNDS = 3
+AD_SHARE = 0.03  # adverts and evasions among the messages (realistic for an open customer group)
+DUPLICATES = 25  # redelivered events per batch (dedupe is part of the path)
 
 
 def _setup(home: str) -> None:
@@ -47,6 +75,30 @@ def _setup(home: str) -> None:
     call_command("migrate", verbosity=0)
 
 
+def _bulk_members(ws: Any, account: Any, groups: list[Any], joined_at: Any, advertisers: int) -> None:
+    """The groups' members, as a live workspace has them before the measured traffic:
+    ``MEMBERS`` chatting members and ``advertisers`` advertiser accounts per group (an
+    advert comes from an account that joined to post it, once), as contacts, sandbox
+    identities and open memberships, bulk-inserted (the join path itself is not what
+    this benchmark measures)."""
+    from siyu.communities.models import Membership
+    from siyu.contacts.models import ChannelIdentity, Contact
+
+    contacts = [
+        Contact(workspace=ws, name=name, source_channel="bench", created_at=joined_at, updated_at=joined_at)
+        for g in range(len(groups)) for name in [*(f"m{m}-{g}" for m in range(MEMBERS)), *(f"ad{k}-{g}" for k in range(advertisers))]
+    ]
+    Contact.objects.bulk_create(contacts, batch_size=500)
+    ChannelIdentity.objects.bulk_create(
+        [ChannelIdentity(workspace=ws, contact=c, account=account, external_id=c.name) for c in contacts], batch_size=500,
+    )
+    Membership.objects.bulk_create(
+        [Membership(workspace=ws, group=groups[i // (MEMBERS + advertisers)], contact=c, join_source="bench", joined_at=joined_at)
+         for i, c in enumerate(contacts)],
+        batch_size=500,
+    )
+
+
 def _words(n: int, rng: random.Random) -> list[str]:
     syllables = "品牌优选严选商城特卖折扣直供批发工厂旗舰代购海淘返利团购秒杀爆款精品小铺"
     out = {"竞品宝", "刷单", "兼职日结"}
@@ -55,23 +107,26 @@ def _words(n: int, rng: random.Random) -> list[str]:
     return sorted(out)[:n]
 
 
-def _messages(n: int, rng: random.Random) -> list[str]:
+def _messages(n: int, rng: random.Random, ad_share: float) -> list[tuple[str, bool]]:
     chat = [line for line in (DATA / "normal_chat.txt").read_text("utf-8").splitlines() if line.strip()]
     ads = [line.split("\t", 1)[1] for line in (DATA / "ads.txt").read_text("utf-8").splitlines() if "\t" in line]
-    return [rng.choice(ads) if rng.random() < 0.03 else rng.choice(chat) for _ in range(n)]
+    return [(rng.choice(ads), True) if rng.random() < ad_share else (rng.choice(chat), False) for _ in range(n)]
 
 
-def run(messages: int, words: int) -> dict[str, Any]:
+def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = "") -> dict[str, Any]:
     import datetime as dt
 
     from django.db import connection
+    from django.db.models import Sum
     from django.utils import timezone
 
     import siyu.channels.inbox as inbox
     from siyu.accounts.actions import do_create_workspace
     from siyu.channels.actions import do_create_channel_account
     from siyu.channels.base import InboundEvent, InboundKind
-    from siyu.communities.actions import do_create_group
+    from siyu.channels.models import InboxEvent, OutboxMessage
+    from siyu.communities.actions import do_create_auto_reply, do_create_group
+    from siyu.communities.models import GroupMessage, MemberDayActivity
     from siyu.moderation.actions import do_save_word_list
     from siyu.moderation.detectors import detect
     from siyu.moderation.engine import load
@@ -83,62 +138,126 @@ def run(messages: int, words: int) -> dict[str, Any]:
     groups = [do_create_group(ws, None, name=f"福利{i}群", channel_account=account, external_id=f"room{i}") for i in range(20)]
     word_list = _words(words, rng)
     do_save_word_list(ws, None, name="竞品", words=word_list, kind="competitor")
-    texts = _messages(messages, rng)
+    corpus = _messages(messages, rng, ad_share)
+    texts = [text for text, _ad in corpus]
 
-    # side by side: naive substring matching vs siyu's detector stage, same messages
-    started = time.perf_counter()
-    naive_hits = sum(1 for text in texts if any(w in text for w in word_list))
-    naive_seconds = time.perf_counter() - started
+    # side by side, same messages, same 1,000 words: the naive matcher (a substring test
+    # per word per message on the raw text) against siyu's word matching (normalisation
+    # against evasion + one Aho-Corasick pass); no result caching on either side
     config = load(ws.pk, None).detectors
-    started = time.perf_counter()
-    ac_hits = sum(1 for text in texts if detect(text, config))
-    ac_seconds = time.perf_counter() - started
-    from siyu.moderation.normalise import normalise, squeeze
-
-    started = time.perf_counter()
-    for text in texts:
-        config.words.find(squeeze(normalise(text)))
-    words_seconds = time.perf_counter() - started
+    matcher = config.words
+    matcher.find_text("预热")  # one-time per process: the plain-character classes
+    naive_seconds = words_seconds = detectors_seconds = float("inf")
+    # alternating rounds, best of each: the machine is shared, so a burst of someone
+    # else's load must not land on one side only
+    for _round in range(ROUNDS):
+        started = time.perf_counter()
+        naive_hits = sum(1 for text in texts if any(w in text for w in word_list))
+        naive_seconds = min(naive_seconds, time.perf_counter() - started)
+        started = time.perf_counter()
+        words_hits = sum(1 for text in texts if matcher.find_text(text))
+        words_seconds = min(words_seconds, time.perf_counter() - started)
+        started = time.perf_counter()
+        detector_hits = sum(1 for text in texts if detect(text, config))
+        detectors_seconds = min(detectors_seconds, time.perf_counter() - started)
 
     base = timezone.now() - dt.timedelta(days=1)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    for offset in range(0, messages, BATCH):
-        events = []
-        for i in range(offset, min(offset + BATCH, messages)):
-            group = groups[i % len(groups)]
-            member = f"m{rng.randrange(200)}-{i % len(groups)}"
-            events.append(InboundEvent(InboundKind.MESSAGE, f"msg-{i}", base + dt.timedelta(milliseconds=i * 50), {
-                "group_id": group.external_id, "sender_id": member, "sender_name": member, "message_id": f"msg-{i}",
+    setup_started = time.perf_counter()
+    sample = min(messages, PER_EVENT_SAMPLE)
+    ads_per_group = [0] * len(groups)
+    for i in [*range(sample), *range(messages)]:
+        ads_per_group[i % len(groups)] += corpus[i][1]
+    _bulk_members(ws, account, groups, base - dt.timedelta(hours=1), max(ads_per_group))
+    setup_seconds = time.perf_counter() - setup_started
+    do_create_auto_reply(ws, None, name="价格", match="contains", pattern="多少钱", reply="价格请看群公告～", cooldown_seconds=300)
+    do_create_auto_reply(ws, None, name="发货", match="regex", pattern=r"(什么时候|几号)发货", reply="下单后48小时内发货", cooldown_seconds=300)
+
+    advertised = [0] * len(groups)
+
+    def events(first: int, last: int, prefix: str) -> list[Any]:
+        out = []
+        for i in range(first, last):
+            g = i % len(groups)
+            if corpus[i][1]:  # each advert from its own advertiser account, removed (or warned) after it
+                member = f"ad{advertised[g]}-{g}"
+                advertised[g] += 1
+            else:
+                member = f"m{rng.randrange(MEMBERS)}-{g}"
+            out.append(InboundEvent(InboundKind.MESSAGE, f"{prefix}-{i}", base + dt.timedelta(milliseconds=i * 50), {
+                "group_id": groups[g].external_id, "sender_id": member, "sender_name": member, "message_id": f"{prefix}-{i}",
                 "text": texts[i], "msgtype": "text",
             }))
-        stored = inbox.do_receive(account, events)
-        for row, created in stored:
-            if not created:
-                continue
-            t0 = time.perf_counter()
-            inbox.process(row.pk)
-            latencies.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    # the per-event path (one transaction per message, as before batching), on a sample
+    naive_sample = sample
+    started = time.perf_counter()
+    for offset in range(0, naive_sample, BATCH):
+        for row, created in inbox.do_receive(account, events(offset, min(offset + BATCH, naive_sample), "one")):
+            if created:
+                inbox.process(row.pk)
+    per_event_seconds = time.perf_counter() - started
+
+    latencies: list[float] = []
+    fallback = 0
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    receive_seconds = 0.0
+    for offset in range(0, messages, BATCH):
+        batch = events(offset, min(offset + BATCH, messages), "msg")
+        received = time.perf_counter()
+        stored = inbox.do_receive(account, batch)
+        inbox.do_receive(account, batch[: DUPLICATES])  # platforms redeliver: the inbox stores each once
+        receive_seconds += time.perf_counter() - received
+        counts = inbox.process_batch([row.pk for row, created in stored if created], latencies=latencies)
+        fallback += counts["fallback"]
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     latencies.sort()
-    cases = ModerationCase.objects.filter(workspace=ws).count()
+    cases = ModerationCase.objects.filter(workspace=ws, message__external_id__startswith="msg-").count()
+    stored_messages = GroupMessage.objects.filter(workspace=ws, external_id__startswith="msg-").count()
+    pending = InboxEvent.objects.filter(workspace=ws, status="pending").count()
+    replies = OutboxMessage.objects.filter(workspace=ws, idempotency_key__startswith="autoreply:").count()
+    counted = MemberDayActivity.objects.filter(workspace=ws).aggregate(n=Sum("messages"))["n"] or 0
     return {
         "messages": messages,
         "words": len(word_list),
+        "ad_share": ad_share,
         "seconds": round(seconds, 3),
         "msgs_per_s": round(messages / seconds, 1),
+        "receive_seconds": round(receive_seconds, 3),
+        "process_seconds": round(seconds - receive_seconds, 3),
         "p50_ms": round(latencies[len(latencies) // 2], 3),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 3),
+        "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 3),
+        "p99_definition": "per message: from the batch's claim of its inbox rows to the message's verdict + auto-reply decision "
+                          "(messages handed to the per-event path are not in the sample); the commit follows at the batch end",
+        "batch": BATCH,
+        "per_event_fallbacks": fallback,
+        "stored_messages": stored_messages,
         "cases": cases,
+        "auto_replies": replies,
+        "activity_messages_counted": counted,
+        "inbox_left_pending": pending,
+        "per_event_path_msgs_per_s": round(naive_sample / per_event_seconds, 1),
+        "per_event_path_sample": naive_sample,
         "naive_msgs_per_s": round(messages / naive_seconds, 1),
         "naive_hits": naive_hits,
-        "ac_msgs_per_s": round(messages / ac_seconds, 1),
-        "ac_flagged": ac_hits,
-        "ratio_vs_naive": round(naive_seconds / ac_seconds, 2),
-        "ac_words_only_msgs_per_s": round(messages / words_seconds, 1),
-        "words_only_ratio_vs_naive": round(naive_seconds / words_seconds, 2),
+        "words_msgs_per_s": round(messages / words_seconds, 1),
+        "words_hits": words_hits,
+        "ratio_vs_naive": round(naive_seconds / words_seconds, 2),
+        "detectors_msgs_per_s": round(messages / detectors_seconds, 1),
+        "detectors_flagged": detector_hits,
+        "detectors_ratio_vs_naive": round(naive_seconds / detectors_seconds, 2),
+        "setup_members": len(groups) * (MEMBERS + max(ads_per_group)),
+        "setup_seconds": round(setup_seconds, 1),
         "database": connection.vendor,
-        "batch": BATCH,
     }
 
 
@@ -146,11 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--words", type=int, default=1000)
+    parser.add_argument("--ad-share", type=float, default=AD_SHARE, help="share of adverts and evasions among the messages")
+    parser.add_argument("--profile", default="", help="write a cProfile of the measured loop (receive + process) to this file")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="siyu-bench-") as home:
         _setup(home)
-        result = run(args.messages, args.words)
+        result = run(args.messages, args.words, args.ad_share, args.profile)
     print(json.dumps(result, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

@@ -4,10 +4,15 @@ inbox inside the transaction that marks the event processed."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
+from typing import Any, cast
+
+from django.utils import timezone
 
 from siyu.channels.actions import do_create_staff_task
 from siyu.channels.base import Capability, Command, CommandKind, InboundKind
+from siyu.channels.inbox import insert_rows, select_in
 from siyu.channels.models import ChannelAccount, InboxEvent
 from siyu.channels.registry import adapter_for
 from siyu.communities.actions import (
@@ -18,7 +23,8 @@ from siyu.communities.actions import (
     do_remove_member,
     do_set_member_role,
 )
-from siyu.communities.models import Group, Membership
+from siyu.communities.activity import message_data
+from siyu.communities.models import Group, GroupMessage, Membership
 from siyu.contacts.actions import do_ensure_contact_for_identity, do_record_event
 from siyu.contacts.models import Contact
 
@@ -133,16 +139,13 @@ def on_member_joined(account: ChannelAccount, event: InboxEvent) -> str:
     contact = _contact(account, event, "member_id", "member_name")
     _arrived(contact, event)
     role = data.get("role") if data.get("role") in ("owner", "admin") else None
-    _, created = do_add_member(group, contact, None, join_source=data.get("join_source", "") or data.get("state", ""),
-                               joined_at=event.occurred_at, idempotency_key=f"in:{event.pk}", role=role)
+    membership, created = do_add_member(group, contact, None, join_source=data.get("join_source", "") or data.get("state", ""),
+                                        joined_at=event.occurred_at, idempotency_key=f"in:{event.pk}", role=role)
     # members who were already there before the bot joined (backfill) are not welcomed late
-    welcome = created and not data.get("backfill") and group.welcome_message
-    if welcome and adapter_for(account).can(Capability.SEND_GROUP_MESSAGE):
-        from siyu.channels.outbox import do_enqueue
+    if created and not data.get("backfill"):
+        from siyu.communities.actions import do_onboard_member
 
-        text = group.welcome_message.format_map(_Safe(name=contact.name, group=group.name))
-        do_enqueue(account, Command(CommandKind.SEND_MESSAGE, f"group-welcome:{event.pk}", group.external_id,
-                                    {"to": "group", "text": text, "mention": data["member_id"]}))
+        do_onboard_member(account, membership, member_external_id=str(data["member_id"]), key=f"group-welcome:{event.pk}")
     return "ok"
 
 
@@ -177,13 +180,55 @@ def on_message(account: ChannelAccount, event: InboxEvent) -> str:
         do_add_member(group, sender, None, join_source="seen_speaking", joined_at=event.occurred_at)
     message, created = do_record_group_message(
         group, sender, external_id=str(data.get("message_id") or event.dedupe_key), text=str(data.get("text", "")),
-        msgtype=data.get("msgtype", "text"), data={"sender_external_id": data["sender_id"]}, sent_at=event.occurred_at,
+        msgtype=data.get("msgtype", "text"), data=message_data(data), sent_at=event.occurred_at,
     )
-    if created and not data.get("backfill"):  # history from before the bot joined is kept, not judged
-        from siyu.moderation.actions import do_moderate_message
+    if not created:
+        return "ok"
+    _count_activity(account, group, message)
+    if data.get("backfill"):  # history from before the bot joined is kept and counted, not judged or answered
+        return "ok"
+    from siyu.moderation.actions import do_moderate_message
 
-        do_moderate_message(message, account, exempt=bool(data.get("sender_is_staff")))
+    case = do_moderate_message(message, account, exempt=bool(data.get("sender_is_staff")))
+    if case is None and not data.get("sender_is_staff"):
+        _auto_reply(account, group, message)
     return "ok"
+
+
+def _count_activity(account: ChannelAccount, group: Group, message: GroupMessage) -> None:
+    """The per-event twin of :meth:`MessageBatch.accept`'s counting: same facts, same
+    targets, looked up one message at a time."""
+    from siyu.communities.activity import ActivityCounter, do_add_activity, local_day, mention_contacts, message_facts
+
+    facts = message_facts(message.text, message.msgtype, message.data)
+    reply_author = None
+    if facts.reply_to:
+        reply_author = GroupMessage.objects.filter(group=group, external_id=facts.reply_to[:255]).values_list("sender_id", flat=True).first()
+    mentioned = mention_contacts([account.pk], facts.mentions)
+    counter = ActivityCounter()
+    counter.count_message(
+        workspace_id=group.workspace_id, group_id=group.pk, sender_id=message.sender_id, day=local_day(message.sent_at, group.workspace.tz),
+        facts=facts, reply_author_id=reply_author, mentioned_ids=[c for m in facts.mentions if (c := mentioned.get((account.pk, m))) is not None],
+    )
+    do_add_activity(counter)
+
+
+def _auto_reply(account: ChannelAccount, group: Group, message: GroupMessage) -> None:
+    from siyu.communities import autoreply
+    from siyu.communities.actions import do_send_auto_replies
+    from siyu.communities.group_settings import effective
+    from siyu.communities.models import AutoReplyFiring
+
+    if not adapter_for(account).can(Capability.SEND_GROUP_MESSAGE):
+        return  # e.g. a WeCom self-built app cannot post in customer groups
+    rules = autoreply.rules_for(group.workspace_id)
+    if not autoreply.triggered(rules, group.pk, message.text):
+        return
+    last_fired = dict(AutoReplyFiring.objects.filter(group=group).values_list("rule_id", "last_fired_at"))
+    reply = autoreply.decide(rules, group_id=group.pk, text=message.text, sent_at=message.sent_at, last_fired=last_fired,
+                             settings=effective(group).values, tz=group.workspace.tz)
+    if reply is not None:
+        do_send_auto_replies([(account, group, message, reply)])
 
 
 #: group changes after which the member list (and name) is fetched again from the platform
@@ -296,3 +341,483 @@ def handle(event: InboxEvent) -> str:
 
 class PermanentEventError(Exception):
     """The event can never be processed as it is; mark it failed at once."""
+
+
+class _Message:
+    """A group message queued for the bulk insert (lighter than a model instance)."""
+
+    __slots__ = ("data", "external_id", "group", "group_id", "msgtype", "pk", "sender_id", "sent_at", "text", "workspace_id")
+
+    def __init__(self, group: Group, sender_id: int, external_id: str, msgtype: str, text: str, data: dict[str, Any], sent_at: dt.datetime) -> None:
+        self.group, self.group_id, self.workspace_id = group, group.pk, group.workspace_id
+        self.sender_id, self.external_id, self.msgtype, self.text, self.data, self.sent_at = sender_id, external_id, msgtype, text, data, sent_at
+        self.pk: int | None = None
+
+
+class MessageBatch:
+    """The batch twin of :func:`on_message` for the common case: a message in a known
+    group from a known, present member. Such messages are decided in memory against
+    caches loaded with a few queries for the whole batch — detectors, the policy's
+    verdict (exemptions, repeat-offender strikes), the auto-reply decision — and written
+    with bulk statements (:meth:`flush`): group messages, timeline events, moderation
+    verdicts (warn, delete, remove through :func:`siyu.moderation.actions.do_apply_verdicts`),
+    auto-replies. Everything else — other kinds, unknown groups or members, renames,
+    archived groups, blacklist verdicts, verdicts the channel cannot carry out itself
+    (staff tasks) — is declined (:meth:`accept` answers ``None``) and goes through the
+    per-event handler; the caller flushes first and calls :meth:`after_handler` after,
+    so the order of effects is the order of the events and both paths store the same
+    rows.
+
+    ``latencies`` receives, per accepted message, the milliseconds from ``started`` (the
+    batch's dequeue) to the moment its verdict and auto-reply decision were made.
+    """
+
+    def __init__(self, rows: list[InboxEvent], *, started: float, latencies: list[float] | None = None) -> None:
+        self.rows = rows
+        self.position = 0
+        self.started = started
+        self.latencies = latencies
+        self.pending: list[tuple[ChannelAccount, _Message, Any, Any, int | None]] = []
+        self.counter: Any = None
+        self.event_ids: list[int] = []
+        self.settings: dict[int, Any] = {}
+        self.can_post: dict[int, bool] = {}
+        self.can_moderate: dict[tuple[int, str], bool] = {}
+        self.groups: dict[tuple[int, str], Group] = {}
+        self.contacts: dict[tuple[int, str], int] = {}
+        self.mentioned: dict[tuple[int, str], int] = {}
+        #: open memberships: (group, contact) → (membership id, assigned owner/admin)
+        self.members: dict[tuple[int, int], tuple[int, bool]] = {}
+        self.seen: set[tuple[int, str]] = set()
+        self.authors: dict[tuple[int, str], int | None] = {}
+        self.flood: dict[tuple[int, int, str], list[dt.datetime]] = {}
+        self.firings: dict[tuple[int, int], dt.datetime] = {}
+        self.loaded: dict[int, Any] = {}
+        self.findings: dict[tuple[int, str, str], list[Any]] = {}
+        self.names: dict[int, str] | None = None
+        self.tags: dict[int, set[str]] | None = None
+        self.strikes: dict[int, list[dt.datetime]] | None = None
+        self.stale = True
+
+    def invalidate(self) -> None:
+        self.stale = True
+
+    def after_handler(self, row: InboxEvent) -> None:
+        """Bring the caches up to date after the per-event handler ran for ``row``. A
+        message only touches its group, its sender (joined, removed, blacklisted from
+        every group, a strike), its own stored row and the group's cool-downs: refresh
+        those. Any other kind may touch anything: reload everything before the next
+        message."""
+        data = row.data
+        self.names = self.tags = self.strikes = None  # loaded again when the next verdict needs them
+        if self.stale or row.kind != InboundKind.MESSAGE or not data.get("group_id") or not data.get("sender_id"):
+            self.invalidate()
+            return
+        from siyu.communities.models import AutoReplyFiring
+        from siyu.contacts.models import ChannelIdentity
+
+        account_id = row.account_id
+        group = Group.objects.filter(channel_account_id=account_id, external_id=str(data["group_id"])).select_related("workspace").first()
+        identity = ChannelIdentity.objects.filter(account_id=account_id, external_id=str(data["sender_id"])).values_list(
+            "contact_id", "contact__merged_into_id").first()
+        if group is None or identity is None:
+            self.invalidate()
+            return
+        self.groups[(account_id, group.external_id)] = group
+        contact_id = identity[0]
+        self.mentioned[(account_id, str(data["sender_id"]))] = identity[1] or contact_id
+        if identity[1] is None:
+            self.contacts[(account_id, str(data["sender_id"]))] = contact_id
+        else:
+            self.contacts.pop((account_id, str(data["sender_id"])), None)
+        self.members = {key: value for key, value in self.members.items() if key[1] != contact_id}
+        self.members.update(self._memberships(Membership.objects.filter(contact_id=contact_id, left_at__isnull=True)))
+        external_id = str(data.get("message_id") or row.dedupe_key)[:255]
+        stored = GroupMessage.objects.filter(group=group, external_id=external_id).values_list("sender_id", "text", "sent_at").first()
+        if stored is not None:
+            self.seen.add((group.pk, external_id))
+            self.authors[(group.pk, external_id)] = stored[0]
+            if stored[0] is not None:
+                self.flood.setdefault((group.pk, stored[0], stored[1]), []).append(stored[2])
+        for rule_id, at in AutoReplyFiring.objects.filter(group=group).values_list("rule_id", "last_fired_at"):
+            self.firings[(rule_id, group.pk)] = at
+        if group.pk not in self.settings:
+            from siyu.communities.group_settings import effective
+
+            self.settings[group.pk] = effective(group)
+
+    @staticmethod
+    def _memberships(query: Any) -> dict[tuple[int, int], tuple[int, bool]]:
+        from siyu.communities.models import MemberRole
+
+        return {
+            (g, c): (pk, assigned and role in (MemberRole.OWNER, MemberRole.ADMIN))
+            for g, c, pk, role, assigned in query.values_list("group_id", "contact_id", "pk", "role", "role_assigned")
+        }
+
+    def _load(self) -> None:
+        from siyu.communities.activity import mention_contacts
+        from siyu.communities.models import AutoReplyFiring, MemberRole
+        from siyu.contacts.models import ChannelIdentity
+        from siyu.moderation.policy import Policy
+
+        rows = [r for r in self.rows[self.position:] if r.kind == InboundKind.MESSAGE and r.data.get("group_id") and r.data.get("sender_id")]
+        accounts = {r.account_id for r in rows}
+        group_ids = {str(r.data["group_id"]) for r in rows}
+        senders = {str(r.data["sender_id"]) for r in rows}
+        mentions = {str(m) for r in rows for m in (r.data.get("mentions") or ()) if isinstance(r.data.get("mentions"), list)}
+        self.groups = {
+            (g.channel_account_id, g.external_id): g
+            for g in Group.objects.filter(channel_account_id__in=accounts, external_id__in=group_ids).select_related("workspace")
+        }
+        identities = [row for row in select_in(ChannelIdentity, ("account_id", "external_id", "contact_id"), "external_id", senders,
+                                                     account_id=accounts)]
+        merged = {c for c, into in select_in(Contact, ("id", "merged_into_id"), "id", {c for _a, _e, c in identities}) if into is not None}
+        self.contacts = {(a, ext): c for a, ext, c in identities if c not in merged}
+        self.mentioned = mention_contacts(accounts, mentions)
+        gids = {g.pk for g in self.groups.values()}
+        cids = set(self.contacts.values())
+        self.members = {
+            (g, c): (pk, bool(assigned) and role in (MemberRole.OWNER, MemberRole.ADMIN))
+            for g, c, pk, role, assigned in select_in(Membership, ("group_id", "contact_id", "id", "role", "role_assigned"), "contact_id", cids,
+                                                      left_at=None)
+            if g in gids
+        }
+        ext_ids = {str(r.data.get("message_id") or r.dedupe_key)[:255] for r in rows}
+        self.seen = set(select_in(GroupMessage, ("group_id", "external_id"), "external_id", ext_ids, group_id=gids)) if gids else set()
+        reply_ids = {str(r.data.get("reply_to"))[:255] for r in rows if r.data.get("reply_to")}
+        self.authors = dict(
+            ((g, e), s) for g, e, s in GroupMessage.objects.filter(group_id__in=gids, external_id__in=reply_ids).values_list("group_id", "external_id", "sender_id")
+        ) if reply_ids else {}
+        self.flood = {}
+        self.loaded = {}
+        self.names = self.tags = self.strikes = None
+        if rows and gids:
+            window = max([Policy().flood_window_seconds, *(self._policy(g).flood_window_seconds for g in self.groups.values())])
+            first = min(r.occurred_at for r in rows) - dt.timedelta(seconds=window)
+            last = max(r.occurred_at for r in rows)
+            texts = {str(r.data.get("text", "")) for r in rows}
+            for g, s, text, at in _recent_same_texts(gids, cids, texts, first, last):
+                self.flood.setdefault((g, s, text), []).append(at)
+        self.firings = {(r, g): at for r, g, at in AutoReplyFiring.objects.filter(group_id__in=gids).values_list("rule_id", "group_id", "last_fired_at")}
+        missing = [g for g in self.groups.values() if g.pk not in self.settings]
+        if missing:
+            from siyu.communities.group_settings import effective_for_groups
+
+            self.settings.update(effective_for_groups(missing))
+        self.stale = False
+
+    def _policy(self, group: Group) -> Any:
+        return self._loaded(group).policy
+
+    def _loaded(self, group: Group) -> Any:
+        """The group's compiled policy and detectors, once per batch."""
+        loaded = self.loaded.get(group.pk)
+        if loaded is None:
+            from siyu.moderation.engine import load
+
+            loaded = self.loaded[group.pk] = load(group.workspace_id, group.pk)
+        return loaded
+
+    def _repeats(self, group_id: int, sender_id: int, text: str, sent_at: dt.datetime, window: int) -> int:
+        if not text.strip():
+            return 0
+        since = sent_at - dt.timedelta(seconds=window)
+        return sum(1 for at in self.flood.get((group_id, sender_id, text), ()) if since <= at <= sent_at)
+
+    def _detect(self, loaded: Any, text: str, msgtype: str, data: dict[str, Any], repeats: int) -> list[Any]:
+        """Detector findings; for plain messages below the flood threshold they depend
+        only on the text, so a text posted many times in a batch is examined once."""
+        from siyu.moderation.detectors import CARD_MSGTYPES, detect
+
+        if msgtype in CARD_MSGTYPES or repeats + 1 >= loaded.detectors.flood_count:
+            return detect(text, loaded.detectors, msgtype=msgtype, data=data, repeats=repeats)
+        key = (id(loaded.detectors), msgtype, text)
+        found = self.findings.get(key)
+        if found is None:
+            found = self.findings[key] = detect(text, loaded.detectors, msgtype=msgtype, data=data, repeats=repeats)
+        return found
+
+    def _suspects(self) -> set[int]:
+        """Senders in the rest of the batch whose message a detector flags on its text
+        alone (or that is a card): the ones whose names, tags and strikes a verdict will
+        need. Findings are cached, so accepting the messages later costs nothing more."""
+        from siyu.moderation.detectors import CARD_MSGTYPES
+
+        out = set()
+        for row in self.rows[self.position:]:
+            data = row.data
+            if row.kind != InboundKind.MESSAGE or not data.get("group_id") or not data.get("sender_id") or data.get("backfill"):
+                continue
+            group = self.groups.get((row.account_id, str(data["group_id"])))
+            sender_id = self.contacts.get((row.account_id, str(data["sender_id"])))
+            if group is None or sender_id is None:
+                continue
+            msgtype = data.get("msgtype", "text")
+            if msgtype in CARD_MSGTYPES or self._detect(self._loaded(group), str(data.get("text", "")), msgtype, {}, 0):
+                out.add(sender_id)
+        return out
+
+    def _offender_caches(self, sender_id: int) -> None:
+        """Names, tags (VIP exemption) and recent strikes of the batch's suspects, loaded
+        when the first verdict needs them (and for a sender flagged only by flooding,
+        when theirs does)."""
+        from siyu.contacts.models import Contact, ContactTag
+        from siyu.moderation.models import Strike
+
+        if self.names is None or self.tags is None or self.strikes is None:
+            self.names, self.tags, self.strikes = {}, {}, {}
+            cids = self._suspects() | {sender_id}
+        else:
+            cids = {sender_id}
+        self.names.update(Contact.objects.filter(pk__in=cids).values_list("pk", "name"))
+        for contact_id, tag in ContactTag.objects.filter(contact_id__in=cids).values_list("contact_id", "tag__name"):
+            self.tags.setdefault(contact_id, set()).add(tag)
+        window = max([30, *(self._policy(g).escalation.window_days for g in self.groups.values())])
+        first = min((r.occurred_at for r in self.rows), default=timezone.now()) - dt.timedelta(days=window)
+        for contact_id, at in Strike.objects.filter(contact_id__in=cids, cleared_at__isnull=True, created_at__gte=first).values_list(
+            "contact_id", "created_at"
+        ):
+            self.strikes.setdefault(contact_id, []).append(at)
+
+    def _verdict(self, account: ChannelAccount, group: Group, sender_id: int, findings: list[Any], policy: Any, sent_at: dt.datetime,
+                 staff: bool) -> Any:
+        """The policy's decision, as :func:`siyu.moderation.actions.decide_message` makes
+        it, from the caches; ``None`` when the batch cannot apply it."""
+        from siyu.moderation.actions import BATCH_VERDICTS, batch_commands
+        from siyu.moderation.policy import decide
+
+        if self.names is None or sender_id not in self.names:
+            self._offender_caches(sender_id)
+        assert self.tags is not None and self.strikes is not None
+        exempt = staff or self.members[(group.pk, sender_id)][1] or bool(policy.vip_tags and self.tags.get(sender_id, set()) & set(policy.vip_tags))
+        strikes = 0
+        if not exempt:
+            since = sent_at - dt.timedelta(days=policy.escalation.window_days)
+            strikes = sum(1 for at in self.strikes.get(sender_id, ()) if at >= since)
+        decision = decide(findings, policy.actions, exempt=exempt, escalation=policy.escalation, prior_strikes=strikes)
+        if decision.verdict == "allow":
+            return decision
+        if decision.verdict not in BATCH_VERDICTS:
+            return None
+        for kind in batch_commands(decision.verdict):
+            key = (account.pk, kind.value)
+            if key not in self.can_moderate:
+                probe = Command(kind, "probe", group.external_id, {"to": "group"})
+                self.can_moderate[key] = adapter_for(account).can(probe.required_capability())
+            if not self.can_moderate[key]:
+                return None  # staff tasks with the evidence: the per-event path
+        return decision
+
+    def accept(self, row: InboxEvent, index: int) -> str | None:
+        """Decide and queue a message, answering its outcome, or ``None`` to hand the event
+        to the per-event handler."""
+        from siyu.communities import autoreply
+        from siyu.communities.activity import ActivityCounter, local_day, message_facts
+
+        data = row.data
+        if row.kind != InboundKind.MESSAGE:
+            return None
+        if data.get("from_bot"):
+            return "ignored"
+        if not data.get("group_id") or not data.get("sender_id"):
+            return None
+        if self.stale:
+            self.position = index
+            self._load()
+        account = row.account
+        group = self.groups.get((account.pk, str(data["group_id"])))
+        if group is None or group.archived_at is not None or (data.get("group_name") and data["group_name"] != group.name):
+            return None
+        sender_id = self.contacts.get((account.pk, str(data["sender_id"])))
+        if sender_id is None or (group.pk, sender_id) not in self.members:
+            return None
+        external_id = str(data.get("message_id") or row.dedupe_key)
+        if (group.pk, external_id[:255]) in self.seen:
+            return "ok"  # stored before: the per-event path changes nothing either
+        text, msgtype, sent_at = str(data.get("text", "")), data.get("msgtype", "text"), row.occurred_at
+        stored = message_data(data)
+        staff = bool(data.get("sender_is_staff"))
+        reply = verdict = None
+        if not data.get("backfill"):
+            loaded = self._loaded(group)
+            policy = loaded.policy
+            repeats = self._repeats(group.pk, sender_id, text, sent_at, policy.flood_window_seconds) if policy.flood_count > 1 else 0
+            findings = self._detect(loaded, text, msgtype, stored, repeats)
+            if findings:
+                verdict = self._verdict(account, group, sender_id, findings, policy, sent_at, staff)
+                if verdict is None:
+                    return None
+                if verdict.verdict == "allow":
+                    verdict = None
+            if verdict is None and not staff:
+                reply = self._decide_reply(account, group, text, sent_at, autoreply)
+        if self.latencies is not None:
+            self.latencies.append((time.perf_counter() - self.started) * 1000)
+        message = _Message(group, sender_id, external_id[:255], msgtype[:32], text, stored, sent_at)
+        membership_id = self.members[(group.pk, sender_id)][0]
+        self.pending.append((account, message, reply, verdict, membership_id))
+        if verdict is not None:
+            assert self.strikes is not None
+            self.strikes.setdefault(sender_id, []).append(sent_at)
+            if verdict.verdict == "remove":
+                self.members.pop((group.pk, sender_id), None)
+        self.seen.add((group.pk, external_id[:255]))
+        self.flood.setdefault((group.pk, sender_id, text), []).append(sent_at)
+        facts = message_facts(text, msgtype, stored)
+        reply_author = self.authors.get((group.pk, facts.reply_to[:255])) if facts.reply_to else None
+        self.authors[(group.pk, external_id[:255])] = sender_id
+        if self.counter is None:
+            self.counter = ActivityCounter()
+        self.counter.count_message(
+            workspace_id=group.workspace_id, group_id=group.pk, sender_id=sender_id, day=local_day(sent_at, group.workspace.tz),
+            facts=facts, reply_author_id=reply_author,
+            mentioned_ids=[c for m in facts.mentions if (c := self.mentioned.get((account.pk, m))) is not None],
+        )
+        return "ok"
+
+    def _decide_reply(self, account: ChannelAccount, group: Group, text: str, sent_at: dt.datetime, autoreply: Any) -> Any:
+        rules = autoreply.rules_for(group.workspace_id)
+        if not rules or not autoreply.triggered(rules, group.pk, text):
+            return None
+        if account.pk not in self.can_post:
+            self.can_post[account.pk] = adapter_for(account).can(Capability.SEND_GROUP_MESSAGE)
+        if not self.can_post[account.pk]:
+            return None
+        last_fired = {rule: at for (rule, g), at in self.firings.items() if g == group.pk}
+        reply = autoreply.decide(rules, group_id=group.pk, text=text, sent_at=sent_at, last_fired=last_fired,
+                                 settings=self.settings[group.pk].values, tz=group.workspace.tz)
+        if reply is not None:
+            key = (reply.rule.pk, group.pk)
+            if key not in self.firings or self.firings[key] < sent_at:
+                self.firings[key] = sent_at
+        return reply
+
+    def flush(self) -> None:
+        """Write the queued messages: group messages and their timeline events in bulk,
+        then the verdicts and the auto-replies they triggered (bulk writes too)."""
+        if not self.pending:
+            return
+        from siyu.communities.autoreply import do_send_replies_in_bulk
+        from siyu.contacts.events import EventKind
+        from siyu.contacts.models import ContactEvent
+        from siyu.moderation.actions import PendingVerdict, do_apply_verdicts
+
+        messages = [m for _a, m, _r, _v, _s in self.pending]
+        insert_rows(GroupMessage, ("workspace_id", "group_id", "sender_id", "external_id", "msgtype", "text", "data", "sent_at"),
+                    [(m.workspace_id, m.group_id, m.sender_id, m.external_id, m.msgtype, m.text, m.data, m.sent_at) for m in messages])
+        keys = {f"msg:{m.group_id}:{m.external_id}"[:200]: m for m in messages}
+        workspaces = {m.workspace_id for m in messages}
+        taken = {k for (k,) in select_in(ContactEvent, ("idempotency_key",), "idempotency_key", keys, workspace_id=workspaces)}
+        now = timezone.now()
+        events = [
+            (m.workspace_id, m.sender_id, EventKind.MESSAGE, m.sent_at, key,
+             {"group_id": m.group_id, "group": m.group.name, "text": m.text[:200], "msgtype": m.msgtype}, now)
+            for key, m in keys.items() if key not in taken
+        ]
+        insert_rows(ContactEvent, ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at"), events)
+        self.event_ids.extend(
+            pk for (pk,) in select_in(ContactEvent, ("id",), "idempotency_key", [e[4] for e in events], workspace_id=workspaces)
+        )
+        acted = [m for _a, m, reply, verdict, _s in self.pending if reply is not None or verdict is not None]
+        if acted:
+            # outbox keys and cases name the message: fetch the ids of the few acted on
+            ids = {(g, e): pk for pk, g, e in GroupMessage.objects.filter(
+                group_id__in={m.group_id for m in acted}, external_id__in=[m.external_id for m in acted],
+            ).values_list("pk", "group_id", "external_id")}
+            for m in acted:
+                m.pk = ids.get((m.group_id, m.external_id))
+            names = self.names or {}
+            do_apply_verdicts([
+                PendingVerdict(account=account, group=m.group, message_id=cast(int, m.pk), external_id=m.external_id, text=m.text,
+                               sent_at=m.sent_at, sender_id=m.sender_id, sender_name=names.get(m.sender_id, "该成员"),
+                               member_id=str(m.data.get("sender_external_id", "")), decision=verdict,
+                               membership_id=membership_id if verdict.verdict == "remove" else None)
+                for account, m, _r, verdict, membership_id in self.pending if verdict is not None
+            ])
+            do_send_replies_in_bulk([
+                (account, m.group, cast(int, m.pk), m.external_id, m.sent_at, reply) for account, m, reply, _v, _s in self.pending if reply is not None
+            ])
+        self.pending = []
+
+    def finish(self) -> None:
+        """After the last event: add the activity counters and hand the new timeline
+        events to their consumers (one after-commit task for the whole batch)."""
+        from siyu.communities.activity import do_add_activity
+        from siyu.contacts.events import schedule_event_fanout
+
+        self.flush()
+        if self.counter is not None:
+            do_add_activity(self.counter)
+            self.counter = None
+        schedule_event_fanout(self.event_ids)
+        self.event_ids = []
+
+
+def _recent_same_texts(gids: set[int], cids: set[int], texts: set[str], first: dt.datetime, last: dt.datetime) -> list[tuple[Any, ...]]:
+    """Stored messages of these senders in these groups with one of these texts, sent in
+    ``[first, last]`` — what flood detection counts — as plain SQL (the ORM prepares every
+    value of the three ``IN`` lists on its own)."""
+    from django.db import connection
+    from django.utils.dateparse import parse_datetime
+
+    if not gids or not cids or not texts:
+        return []
+    ops = connection.ops
+    adapt = ops.adapt_datetimefield_value
+    marks = lambda values: ", ".join(["%s"] * len(values))  # noqa: E731
+    sql = (
+        f"SELECT group_id, sender_id, text, sent_at FROM {ops.quote_name(GroupMessage._meta.db_table)} "
+        f"WHERE group_id IN ({marks(gids)}) AND sender_id IN ({marks(cids)}) AND text IN ({marks(texts)}) AND sent_at >= %s AND sent_at <= %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*gids, *cids, *texts, adapt(first), adapt(last)])
+        rows = cursor.fetchall()
+    out = []
+    for g, s, text, at in rows:
+        if isinstance(at, str):
+            at = parse_datetime(at)
+        if at is not None and at.tzinfo is None:  # SQLite: naive, in the connection's zone
+            at = at.replace(tzinfo=connection.timezone)
+        out.append((g, s, text, at))
+    return out
+
+
+def enqueue_many(items: list[tuple[ChannelAccount, Command, dt.datetime | None]]) -> dict[str, int]:
+    """The bulk twin of :func:`siyu.channels.outbox.do_enqueue` for the batch processor:
+    ``(account, command, not_before)`` rows stored once per idempotency key with one
+    lookup and one insert, delivered after commit by one worker task for all of them
+    (not one task per row). The caller has checked that each channel can run its
+    command. Returns the outbox id per (truncated) key, existing rows included."""
+    from django.db import transaction
+
+    from siyu.channels.models import OutboxMessage
+    from siyu.core.oncommit import on_commit_batched
+
+    if not items:
+        return {}
+    now = timezone.now()
+    workspaces = {account.workspace_id for account, _c, _n in items}
+    keys = [command.idempotency_key[:200] for _a, command, _n in items]
+    with transaction.atomic():
+        existing = dict(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=keys).values_list("idempotency_key", "pk"))
+        fresh: dict[str, OutboxMessage] = {}
+        due: set[str] = set()
+        for (account, command, not_before), key in zip(items, keys, strict=True):
+            if key in existing or key in fresh:
+                continue
+            fresh[key] = OutboxMessage(workspace_id=account.workspace_id, account=account, idempotency_key=key, command=command.kind.value,
+                                       target=command.target, payload=command.payload, next_attempt_at=not_before or now)
+            if not_before is None or not_before <= now:
+                due.add(key)
+        OutboxMessage.objects.bulk_create(list(fresh.values()))
+        ids = dict(existing)
+        ids.update(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=list(fresh)).values_list("idempotency_key", "pk"))
+        if due:
+            def _deliver(batch: set[Any]) -> None:
+                from siyu.worker.tasks import deliver_outbox_batch_task
+
+                deliver_outbox_batch_task(sorted(batch))
+
+            on_commit_batched("outbox_batch", None, [ids[key] for key in due], _deliver)
+    return ids

@@ -13,9 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from siyu.channels.base import InboundEvent, InboundKind
@@ -23,12 +26,151 @@ from siyu.channels.models import ChannelAccount, InboxEvent, InboxStatus
 
 log = logging.getLogger(__name__)
 MAX_PROCESS_ATTEMPTS = 5
+#: inbox rows one worker task processes in one transaction
+BATCH_SIZE = 500
+
+
+_RECEIVED = ("workspace_id", "account_id", "dedupe_key", "kind", "data", "raw", "status", "error", "attempts", "occurred_at", "received_at")
 
 
 def do_receive(account: ChannelAccount, events: Sequence[InboundEvent], *, raw: str = "") -> list[tuple[InboxEvent, bool]]:
     """Store inbound events (once per dedupe key) and schedule their processing after
-    commit; returns (row, created) per event."""
+    commit; returns (row, created) per event. A delivery is stored with one lookup and
+    one bulk insert; if a concurrent receiver stored one of its keys first, the insert
+    rolls back to its savepoint and the events are stored one by one instead."""
     stored: list[tuple[InboxEvent, bool]] = []
+    new_ids: list[int] = []
+    with transaction.atomic():
+        keys = [event.dedupe_key[:255] for event in events]
+        known = select_in(InboxEvent, ("dedupe_key",), "dedupe_key", set(keys), account_id=account.pk)
+        existing = {row.dedupe_key: row for row in InboxEvent.objects.filter(account=account, dedupe_key__in={k for (k,) in known})} if known else {}
+        received_at = timezone.now()
+        values: dict[str, dict[str, Any]] = {}
+        for event, key in zip(events, keys, strict=True):
+            if key in existing or key in values:
+                continue
+            values[key] = {
+                "workspace_id": account.workspace_id, "account_id": account.pk, "dedupe_key": key, "kind": event.kind.value, "data": event.data,
+                "raw": raw[:20000], "status": InboxStatus.IGNORED if event.kind == InboundKind.UNKNOWN else InboxStatus.PENDING, "error": "",
+                "attempts": 0, "occurred_at": event.occurred_at, "received_at": received_at, "processed_at": None,
+            }
+        try:
+            with transaction.atomic():
+                insert_rows(InboxEvent, _RECEIVED, [tuple(v[name] for name in _RECEIVED) for v in values.values()])
+        except IntegrityError:
+            return _receive_one_by_one(account, events, raw)
+        fresh: dict[str, InboxEvent] = {}
+        if values:
+            ids = dict(select_in(InboxEvent, ("dedupe_key", "id"), "dedupe_key", list(values), account_id=account.pk))
+            attnames = [f.attname for f in InboxEvent._meta.concrete_fields]
+            for key, v in values.items():
+                # positional, as rows read from the database are built: far cheaper than keywords
+                row = fresh[key] = InboxEvent.from_db(connection.alias, attnames, [ids[key] if name == "id" else v[name] for name in attnames])
+                row._state.fields_cache["account"] = account
+        seen: set[str] = set()
+        for key in keys:
+            if key in fresh and key not in seen:
+                seen.add(key)
+                stored.append((fresh[key], True))
+                if fresh[key].status == InboxStatus.PENDING:
+                    new_ids.append(fresh[key].pk)
+            else:
+                stored.append((existing.get(key) or fresh[key], False))
+        if new_ids:
+            # one worker task for the whole delivery: the batch processor takes them together
+            transaction.on_commit(lambda: schedule_batches(new_ids))
+    return stored
+
+
+def insert_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain ``INSERT`` of many rows through the driver's ``executemany`` — for the
+    batch processor's append-only tables, where the ORM's ``bulk_create`` spends more
+    time compiling values than the database spends storing them. ``rows`` are tuples in
+    ``fields`` order; date-times and JSON go through the backend's own adaptation, so
+    what is stored is what ``bulk_create`` stores. Ids are not returned."""
+    if not rows:
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    ops = connection.ops
+    convert: list[tuple[int, Any]] = []
+    for index, field in enumerate(columns):
+        internal = field.get_internal_type()
+        if internal == "DateTimeField":
+            convert.append((index, _datetime_adapter()))
+        elif internal == "JSONField":
+            convert.append((index, lambda value, encoder=field.encoder: ops.adapt_json_value(value, encoder)))
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        ops.quote_name(meta.db_table), ", ".join(ops.quote_name(f.column) for f in columns), ", ".join(["%s"] * len(columns))
+    )
+    values: list[Sequence[Any]] = []
+    for row in rows:
+        if convert:
+            row = list(row)
+            for index, adapt in convert:
+                row[index] = adapt(row[index])
+        values.append(row)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
+def select_in(model: Any, columns: Sequence[str], column: str, values: Any, **equal: Any) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM model WHERE column IN values AND k = v …`` (``k IN v`` for a
+    collection, ``k IS NULL`` for ``None``) as plain SQL, for
+    the batch's large ``IN`` lists of ids and keys (the ORM prepares every value on
+    its own). Only for integer and text columns: values are returned as the driver
+    gives them. Long lists are split to stay under the driver's parameter limit."""
+    values = list(values)
+    if not values:
+        return []
+    ops = connection.ops
+    meta = model._meta
+    name = lambda attname: ops.quote_name(meta.get_field(attname).column)  # noqa: E731
+    conditions = ""
+    params: list[Any] = []
+    for key, value in equal.items():
+        if value is None:
+            conditions += f" AND {name(key)} IS NULL"
+        elif isinstance(value, list | set | tuple | frozenset):
+            # the leading column of a composite index must be constrained for it to be used
+            conditions += f" AND {name(key)} IN ({', '.join(['%s'] * len(value))})"
+            params.extend(value)
+        else:
+            conditions += f" AND {name(key)} = %s"
+            params.append(value)
+    out: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), 900):
+            chunk = values[start:start + 900]
+            cursor.execute(
+                f"SELECT {', '.join(name(c) for c in columns)} FROM {ops.quote_name(meta.db_table)} "
+                f"WHERE {name(column)} IN ({', '.join(['%s'] * len(chunk))}){conditions}",
+                [*chunk, *params],
+            )
+            out.extend(cursor.fetchall())
+    return out
+
+
+def _datetime_adapter() -> Any:
+    """The backend's date-time adaptation; on SQLite its result (the naive local time in
+    the connection's zone, as text) computed without the per-value settings lookups."""
+    from django.conf import settings
+
+    if connection.vendor != "sqlite" or not settings.USE_TZ:
+        return connection.ops.adapt_datetimefield_value
+    zone = connection.timezone
+
+    def adapt(value: Any) -> Any:
+        if value is None or value.tzinfo is None:
+            return connection.ops.adapt_datetimefield_value(value)
+        return str(value.astimezone(zone).replace(tzinfo=None))
+
+    return adapt
+
+
+def _receive_one_by_one(account: ChannelAccount, events: Sequence[InboundEvent], raw: str) -> list[tuple[InboxEvent, bool]]:
+    stored: list[tuple[InboxEvent, bool]] = []
+    new_ids: list[int] = []
     with transaction.atomic():
         for event in events:
             key = event.dedupe_key[:255]
@@ -53,7 +195,9 @@ def do_receive(account: ChannelAccount, events: Sequence[InboundEvent], *, raw: 
                 continue
             stored.append((row, True))
             if row.status == InboxStatus.PENDING:
-                transaction.on_commit(_scheduler(row.pk))
+                new_ids.append(row.pk)
+        if new_ids:
+            transaction.on_commit(lambda: schedule_batches(new_ids))
     return stored
 
 
@@ -72,14 +216,18 @@ def do_receive_malformed(account: ChannelAccount, raw: str, error: str) -> Inbox
     return row
 
 
-def _scheduler(inbox_id: int) -> Callable[[], None]:
-    return lambda: _schedule(inbox_id)
-
-
 def _schedule(inbox_id: int) -> None:
-    from siyu.worker.tasks import process_inbox_task
+    schedule_batches([inbox_id])
 
-    process_inbox_task(inbox_id)
+
+def schedule_batches(inbox_ids: Sequence[int]) -> int:
+    """Hand pending rows to the worker, ``BATCH_SIZE`` per task. Returns the task count."""
+    from siyu.worker.tasks import process_inbox_batch_task
+
+    ids = sorted(inbox_ids)
+    for start in range(0, len(ids), BATCH_SIZE):
+        process_inbox_batch_task(ids[start:start + BATCH_SIZE])
+    return (len(ids) + BATCH_SIZE - 1) // BATCH_SIZE
 
 
 def process(inbox_id: int) -> str:
@@ -135,3 +283,78 @@ def pending_ids(older_than: dt.timedelta = dt.timedelta(seconds=30), limit: int 
     return list(
         InboxEvent.objects.filter(status=InboxStatus.PENDING, received_at__lt=cutoff).order_by("id").values_list("pk", flat=True)[:limit]
     )
+
+
+def process_batch(inbox_ids: Sequence[int], *, latencies: list[float] | None = None) -> dict[str, int]:
+    """Process many stored events in one transaction, exactly once, in id order.
+
+    The pending rows among ``inbox_ids`` are claimed (``SELECT … FOR UPDATE SKIP LOCKED``
+    where the database has it; SQLite's write transaction is exclusive anyway). Plain
+    group messages go through :class:`siyu.channels.handlers.MessageBatch` — caches
+    loaded for the batch, the pure moderation engine and auto-reply decision per
+    message, bulk writes; every other event (and any message the batch declines) runs
+    its per-event handler in a savepoint, in order. The rows are marked processed in the
+    same transaction, so a worker killed mid-batch leaves all of them pending and the
+    sweeper runs the batch again; a replay of processed rows is a no-op.
+
+    A handler that raises only sends its own row to :func:`process` after the commit
+    (retries, attempts, ``failed``); an error in the batch machinery rolls the batch
+    back and every row goes through :func:`process` one by one.
+
+    ``latencies`` (optional) receives, per message decided in the batch, the
+    milliseconds from the claim to its verdict and auto-reply decision — what a member
+    waits for the bot to have made up its mind, not counting the commit.
+    Returns counts of rows by outcome.
+    """
+    from siyu.channels.handlers import MessageBatch, handle
+
+    ids = sorted(set(inbox_ids))
+    counts = {"processed": 0, "ignored": 0, "fallback": 0, "retried": 0, "skipped": 0}
+    retry: list[int] = []
+    try:
+        with transaction.atomic():
+            started = time.perf_counter()
+            # the raw payload (up to 20 kB) and bookkeeping dates are not needed to process
+            query = InboxEvent.objects.filter(pk__in=ids, status=InboxStatus.PENDING).defer("raw", "error", "received_at", "processed_at").order_by("id")
+            if connection.features.has_select_for_update_skip_locked:
+                query = query.select_for_update(skip_locked=True)
+            rows = list(query)
+            accounts = {a.pk: a for a in ChannelAccount.objects.filter(pk__in={r.account_id for r in rows}).select_related("workspace")}
+            batch = MessageBatch(rows, started=started, latencies=latencies)
+            outcomes: dict[str, list[int]] = {}
+            for index, row in enumerate(rows):
+                row._state.fields_cache["account"] = accounts[row.account_id]
+                outcome = batch.accept(row, index)
+                if outcome is None:
+                    batch.flush()
+                    counts["fallback"] += 1
+                    try:
+                        with transaction.atomic():
+                            outcome = handle(row)
+                    except Exception:
+                        log.warning("inbox %s: handler failed inside a batch; retried on its own", row.pk, exc_info=True)
+                        retry.append(row.pk)
+                        continue
+                    finally:
+                        batch.after_handler(row)
+                outcomes.setdefault(outcome, []).append(row.pk)
+            batch.finish()
+            now = timezone.now()
+            for outcome, pks in outcomes.items():
+                status = InboxStatus.IGNORED if outcome == "ignored" else InboxStatus.PROCESSED
+                InboxEvent.objects.filter(pk__in=pks).update(
+                    status=status, processed_at=now, attempts=F("attempts") + 1, error="" if outcome in ("ok", "ignored") else outcome[:2000],
+                )
+                counts["ignored" if outcome == "ignored" else "processed"] += len(pks)
+            counts["skipped"] = len(ids) - len(rows)
+    except Exception:
+        log.exception("inbox batch of %d failed; processing its rows one by one", len(ids))
+        retry = ids
+        counts = {"processed": 0, "ignored": 0, "fallback": 0, "retried": 0, "skipped": 0}
+    for pk in retry:
+        counts["retried"] += 1
+        try:
+            process(pk)
+        except Exception:  # noqa: BLE001 - the row stays pending with its error; the sweeper retries it
+            log.warning("inbox %s still failing; left pending for the sweeper", pk)
+    return counts

@@ -5,6 +5,7 @@ the writes that configure moderation: word lists, policies, appeals (申诉/撤�
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -154,6 +155,135 @@ def do_moderate_message(
         case.save(update_fields=["applied"])
         record_audit(group.workspace, None, "moderation.applied", target=case, summary=f"{decision.verdict.value}: {name} in {group.name}", after=evidence)
     return case
+
+
+@dataclass(frozen=True)
+class PendingVerdict:
+    """A verdict decided inside a batch, for :func:`do_apply_verdicts`."""
+
+    account: ChannelAccount
+    group: Group
+    message_id: int
+    external_id: str
+    text: str
+    sent_at: dt.datetime
+    sender_id: int
+    sender_name: str
+    member_id: str
+    decision: Decision
+    membership_id: int | None  # the sender's open membership, closed on removal
+
+
+#: what the batch applies itself; anything else goes through :func:`do_moderate_message`
+BATCH_VERDICTS = (Verdict.WARN, Verdict.DELETE, Verdict.REMOVE)
+
+
+def batch_commands(verdict: Verdict) -> tuple[CommandKind, ...]:
+    """The outbox commands a verdict sends (the channel must be able to run them all for
+    the batch to apply it; otherwise staff tasks are the per-event path's work)."""
+    return {
+        Verdict.WARN: (CommandKind.SEND_MESSAGE,),
+        Verdict.DELETE: (CommandKind.DELETE_MESSAGE,),
+        Verdict.REMOVE: (CommandKind.DELETE_MESSAGE, CommandKind.REMOVE_MEMBER, CommandKind.SEND_MESSAGE),
+    }.get(verdict, ())
+
+
+def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
+    """The batch twin of :func:`do_moderate_message` for verdicts the batch processor
+    decided (warn, delete, remove on channels that can do them): the same
+    :class:`ModerationCase` (once per message), :class:`Strike`, outbox commands,
+    closed membership with its ``left_group`` timeline event and ``member.left`` audit,
+    and ``moderation.applied`` audit — written with a few bulk statements; the outbox
+    rows are delivered by one task after commit. Returns case ids by message id."""
+    from siyu.accounts.events import _jsonable, current_via
+    from siyu.accounts.models import AuditEntry
+    from siyu.channels.handlers import enqueue_many
+    from siyu.contacts.actions import schedule_rule_evaluation
+    from siyu.contacts.events import EventKind, schedule_event_fanout
+    from siyu.contacts.models import ContactEvent
+
+    if not items:
+        return {}
+    with transaction.atomic():
+        taken = set(ModerationCase.objects.filter(message_id__in=[i.message_id for i in items]).values_list("message_id", flat=True))
+        items = [i for i in items if i.message_id not in taken]
+        if not items:
+            return {}
+        plans: list[list[tuple[str, Any]]] = []
+        commands: list[tuple[ChannelAccount, Command, dt.datetime | None]] = []
+        for item in items:
+            group, verdict, base, name = item.group, item.decision.verdict, f"mod:{item.message_id}", item.sender_name
+            plan: list[tuple[str, Any]] = []
+            if verdict in (Verdict.DELETE, Verdict.REMOVE):
+                plan.append(("command", Command(CommandKind.DELETE_MESSAGE, f"{base}:delete", group.external_id, {"message_id": item.external_id})))
+            if verdict == Verdict.REMOVE:
+                plan.append(("command", Command(CommandKind.REMOVE_MEMBER, f"{base}:remove", group.external_id,
+                                                {"member": item.member_id, "reason": "advertising"})))
+                if item.membership_id is not None:
+                    plan.append(("membership_closed", item.membership_id))
+                plan.append(("command", Command(CommandKind.SEND_MESSAGE, f"{base}:notice", group.external_id,
+                                                {"to": "group", "text": REMOVAL_NOTICE.format(name=name)})))
+            if verdict == Verdict.WARN:
+                plan.append(("command", Command(CommandKind.SEND_MESSAGE, f"{base}:warn", group.external_id,
+                                                {"to": "group", "text": WARNING_NOTICE.format(name=name), "mention": item.member_id})))
+            plans.append(plan)
+            commands.extend((item.account, command, None) for kind, command in plan if kind == "command")
+        outbox = enqueue_many(commands)
+        now = timezone.now()
+        reason = "removed by moderation: advertising"
+        closing = {pk: item for item, plan in zip(items, plans, strict=True) for kind, pk in plan if kind == "membership_closed"}
+        if closing:
+            Membership.objects.filter(pk__in=list(closing), left_at__isnull=True).update(left_at=now)
+            leave_keys = {f"leave:{pk}": pk for pk in closing}
+            have = set(ContactEvent.objects.filter(workspace_id__in={i.group.workspace_id for i in closing.values()},
+                                                   idempotency_key__in=list(leave_keys)).values_list("idempotency_key", flat=True))
+            ContactEvent.objects.bulk_create([
+                ContactEvent(workspace_id=closing[pk].group.workspace_id, contact_id=closing[pk].sender_id, kind=EventKind.LEFT_GROUP,
+                             occurred_at=now, idempotency_key=key,
+                             data={"group_id": closing[pk].group.pk, "group": closing[pk].group.name, "reason": reason})
+                for key, pk in leave_keys.items() if key not in have
+            ])
+            schedule_event_fanout(list(ContactEvent.objects.filter(
+                workspace_id__in={i.group.workspace_id for i in closing.values()},
+                idempotency_key__in=[k for k in leave_keys if k not in have]).values_list("pk", flat=True)))
+            schedule_rule_evaluation([i.sender_id for i in closing.values()])
+        via = current_via.get()
+        cases = []
+        evidences = []
+        for item, plan in zip(items, plans, strict=True):
+            decision = item.decision
+            applied: list[dict[str, Any]] = []
+            for kind, value in plan:
+                if kind == "command":
+                    applied.append({"outbox": outbox[value.idempotency_key[:200]], "command": value.kind.value})
+                else:
+                    applied.append({"membership_closed": value})
+            evidences.append({"text": item.text[:500], "sender": item.member_id, "group": item.group.name, "rule": decision.rule,
+                              **decision.as_dict()})
+            cases.append(ModerationCase(
+                workspace_id=item.group.workspace_id, group=item.group, message_id=item.message_id, contact_id=item.sender_id,
+                verdict=decision.verdict.value, reasons=decision.as_dict()["reasons"], text=item.text[:2000], rule=decision.rule[:100],
+                note=decision.note[:300], applied=applied,
+            ))
+        ModerationCase.objects.bulk_create(cases)
+        case_ids = dict(ModerationCase.objects.filter(message_id__in=[i.message_id for i in items]).values_list("message_id", "pk"))
+        Strike.objects.bulk_create([
+            Strike(workspace_id=i.group.workspace_id, contact_id=i.sender_id, group=i.group, case_id=case_ids[i.message_id], created_at=i.sent_at)
+            for i in items
+        ])
+        audits = [
+            AuditEntry(workspace_id=closing[pk].group.workspace_id, actor=None, action="member.left", target_type="membership",
+                       target_id=str(pk), summary=reason, via=via)
+            for pk in closing
+        ]
+        audits += [
+            AuditEntry(workspace_id=i.group.workspace_id, actor=None, action="moderation.applied", target_type="moderationcase",
+                       target_id=str(case_ids[i.message_id]), summary=f"{i.decision.verdict.value}: {i.sender_name} in {i.group.name}"[:300],
+                       after=_jsonable(evidence), via=via)
+            for i, evidence in zip(items, evidences, strict=True)
+        ]
+        AuditEntry.objects.bulk_create(audits)
+    return case_ids
 
 
 def _remove_from_group(
@@ -334,6 +464,7 @@ def do_set_policy(workspace: Workspace, actor: Staff | None, config: dict[str, A
 
 
 __all__ = [
-    "CARD_MSGTYPES", "check_message", "decide_message", "do_blacklist_contact", "do_delete_word_list", "do_moderate_message",
+    "BATCH_VERDICTS", "CARD_MSGTYPES", "PendingVerdict", "batch_commands", "check_message", "decide_message", "do_apply_verdicts",
+    "do_blacklist_contact", "do_delete_word_list", "do_moderate_message",
     "do_save_word_list", "do_set_policy", "do_undo_case", "is_blacklisted",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import ahocorasick
 
-from siyu.moderation.normalise import normalise, squeeze, to_digits
+from siyu.moderation.normalise import normalise, squeeze, to_digits, words_text
 
 __all__ = ["CARD_MSGTYPES", "DetectorConfig", "Finding", "WordMatcher", "detect", "normalise"]
 
@@ -54,10 +54,20 @@ class WordMatcher:
             self._automaton.make_automaton()
 
     def find(self, squeezed: str) -> list[Finding]:
+        """The words in :func:`squeeze`-d text."""
         if not self.size:
             return []
-        squeezed = _for_words(squeezed)
-        found: dict[tuple[str, str], Finding] = {}
+        return self._find(_for_words(squeezed))
+
+    def find_text(self, text: str) -> list[Finding]:
+        """The words in a raw message: normalised and squeezed (one regex pass), then one
+        Aho-Corasick scan."""
+        if not self.size:
+            return []
+        return self._find(words_text(text))
+
+    def _find(self, squeezed: str) -> list[Finding]:
+        found: dict[tuple[str, str], Finding] | None = None
         for end, (key, list_name, detector, ascii_only) in self._automaton.iter(squeezed):
             start = end - len(key) + 1
             if ascii_only and (
@@ -65,8 +75,10 @@ class WordMatcher:
                 or (end + 1 < len(squeezed) and squeezed[end + 1].isascii() and squeezed[end + 1].isalnum())
             ):
                 continue
+            if found is None:
+                found = {}
             found.setdefault((detector, key), Finding(detector, key, list_name))
-        return list(found.values())
+        return list(found.values()) if found else []
 
 
 EMPTY_MATCHER = WordMatcher(())

@@ -219,4 +219,13 @@ def _map_message(event: Mapping[str, Any], room: RoomState, bot_user_id: str) ->
         data["sender_name"] = name[:100]
     if room.name:
         data["group_name"] = room.name[:100]
+    # the activity counters read these: a quoted message's author gets a reply received,
+    # every @-mentioned member a mention
+    reply_to = (relates.get("m.in_reply_to") or {}).get("event_id") if isinstance(relates.get("m.in_reply_to"), dict) else None
+    if isinstance(reply_to, str) and reply_to:
+        data["reply_to"] = reply_to
+    mentioned = (content.get("m.mentions") or {}).get("user_ids") if isinstance(content.get("m.mentions"), dict) else None
+    if isinstance(mentioned, list):
+        if users := [u for u in dict.fromkeys(mentioned) if isinstance(u, str) and u]:
+            data["mentions"] = users
     return _inbound(InboundKind.MESSAGE, event, data)

@@ -1,0 +1,251 @@
+"""The batch inbox processor stores exactly what the per-event path stores, exactly once."""
+
+import datetime as dt
+import re
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from siyu.accounts.models import AuditEntry
+from siyu.channels.actions import do_create_channel_account
+from siyu.channels.base import InboundEvent, InboundKind
+from siyu.channels.inbox import do_receive, process, process_batch
+from siyu.channels.models import InboxEvent, InboxStatus, OutboxMessage
+from siyu.communities.actions import do_create_auto_reply, do_create_group
+from siyu.communities.models import AutoReplyFiring, GroupMessage, MemberDayActivity, Membership
+from siyu.contacts.models import ContactEvent
+from siyu.core.testing import make_workspace
+from siyu.moderation.actions import do_save_word_list, do_set_policy
+from siyu.moderation.models import ModerationCase, Strike
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    # compiled policies and rules are cached per (workspace, group) id, and ids come
+    # again after a test's rollback
+    from siyu.communities import autoreply
+    from siyu.moderation import engine
+
+    engine.invalidate()
+    autoreply.invalidate()
+
+SETUP_AUDIT = ("workspace.created", "channel_account.created", "group.created", "auto_reply.created", "word_list.saved",
+               "moderation.policy_set")
+T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
+
+
+def _workspace():
+    ws = make_workspace()
+    account = do_create_channel_account(ws, None, kind="sandbox", name="sbx")
+    do_create_group(ws, None, name="福利1群", channel_account=account, external_id="room1")
+    do_create_group(ws, None, name="福利2群", channel_account=account, external_id="room2")
+    do_create_auto_reply(ws, None, name="价格", pattern="多少钱", reply="价格请看群公告～", cooldown_seconds=600)
+    return ws, account
+
+
+def _script():
+    """Joins, chat, a reply, a mention, a link, an advert, auto-reply triggers inside and
+    after the cool-down, a message from someone never seen joining, a bot echo."""
+    def msg(i, room, sender, text, **extra):
+        return (InboundKind.MESSAGE, f"m{i}", T0 + dt.timedelta(minutes=i),
+                {"group_id": room, "sender_id": sender, "sender_name": sender.upper(), "message_id": f"$m{i}", "text": text, **extra})
+
+    def join(i, room, member):
+        return (InboundKind.MEMBER_JOINED, f"j{i}", T0 + dt.timedelta(minutes=i), {"group_id": room, "member_id": member, "member_name": member.upper()})
+
+    return [
+        join(0, "room1", "ann"), join(1, "room1", "bob"), join(2, "room2", "ann"),
+        msg(3, "room1", "ann", "大家早上好"),
+        msg(4, "room1", "bob", "早！", reply_to="$m3"),
+        msg(5, "room1", "bob", "@ANN 这个多少钱", mentions=["ann"]),
+        msg(6, "room1", "ann", "看这里 https://shop.example.com/item/1"),  # an outside link: deleted
+        msg(7, "room1", "ann", "多少钱呀"),  # inside the cool-down: no second reply
+        msg(8, "room2", "ann", "请问多少钱"),  # another group: its own cool-down
+        msg(9, "room1", "bob", "需要的加我微信 13812345678"),  # advert: removed
+        msg(10, "room1", "cat", "我是新来的"),  # never seen joining: joins by speaking
+        msg(30, "room1", "ann", "现在多少钱"),  # after the cool-down: replied again
+        msg(31, "room1", "bot", "自动回复", from_bot=True),
+    ]
+
+
+def _store(account, script):
+    return [
+        InboxEvent.objects.create(workspace_id=account.workspace_id, account=account, dedupe_key=key, kind=kind.value, data=data, occurred_at=at).pk
+        for kind, key, at, data in script
+    ]
+
+
+def _snapshot(ws):
+    names = lambda qs: sorted(qs)  # noqa: E731
+    return {
+        "messages": names(GroupMessage.objects.in_workspace(ws).values_list("group__name", "sender__name", "external_id", "text", "msgtype")),
+        "message_data": names((m.external_id, sorted(m.data.items())) for m in GroupMessage.objects.in_workspace(ws)),
+        "timeline": names(ContactEvent.objects.in_workspace(ws).values_list("contact__name", "kind", "data__text")),
+        "activity": names(MemberDayActivity.objects.in_workspace(ws).values_list(
+            "group__name", "contact__name", "day", "messages", "replies_received", "mentions", "links")),
+        "cases": names(ModerationCase.objects.in_workspace(ws).values_list("verdict", "text")),
+        "outbox": names(OutboxMessage.objects.in_workspace(ws).values_list("command", "payload__text")),
+        "firings": names(AutoReplyFiring.objects.in_workspace(ws).values_list("group__name", "fired")),
+        "members": names((m.group.name, m.contact.name, m.join_source, m.left_at is None) for m in Membership.objects.in_workspace(ws)),
+        "inbox": names(InboxEvent.objects.in_workspace(ws).values_list("dedupe_key", "status", "attempts")),
+        "case_detail": names(
+            (c.message.external_id, c.contact.name, c.verdict, c.rule, c.note, str(c.reasons), str([sorted(a) for a in c.applied]),
+             [a.get("command") for a in c.applied])
+            for c in ModerationCase.objects.in_workspace(ws).select_related("message", "contact")
+        ),
+        "strikes": names(Strike.objects.in_workspace(ws).values_list("contact__name", "group__name", "created_at", "case__verdict")),
+        "outbox_detail": names(
+            (o.command, o.target, re.sub(r"\d+", "#", o.idempotency_key), str(sorted(o.payload.items())))
+            for o in OutboxMessage.objects.in_workspace(ws)
+        ),
+        "left": names(Membership.objects.in_workspace(ws).filter(left_at__isnull=False).values_list("contact__name", "group__name")),
+        "timeline_detail": names(  # a removal happens "now", not at the message's time
+            (name, kind, None if kind == "left_group" else at, reason)
+            for name, kind, at, reason in ContactEvent.objects.in_workspace(ws).values_list("contact__name", "kind", "occurred_at", "data__reason")
+        ),
+        "audit": names(AuditEntry.objects.filter(workspace=ws).exclude(action__in=SETUP_AUDIT).values_list("action", "target_type", "summary")),
+    }
+
+
+def test_batch_stores_exactly_what_the_per_event_path_stores():
+    one_ws, one_account = _workspace()
+    batch_ws, batch_account = _workspace()
+    one_ids, batch_ids = _store(one_account, _script()), _store(batch_account, _script())
+
+    for pk in one_ids:
+        process(pk)
+    counts = process_batch(batch_ids)
+
+    per_event, batched = _snapshot(one_ws), _snapshot(batch_ws)
+    assert batched == per_event
+    assert counts["processed"] + counts["ignored"] == len(batch_ids)
+    assert counts["ignored"] == 1
+    assert counts["fallback"] == 4  # 3 joins and the newcomer; the link and the advert are judged inside the batch
+    assert sorted(per_event["outbox"]) == sorted([
+        ("delete_message", None), ("delete_message", None), ("remove_member", None),
+        ("send_message", "价格请看群公告～"), ("send_message", "价格请看群公告～"), ("send_message", "价格请看群公告～"),
+        ("send_message", "因系统检测到BOB发广告，已移出群聊。本群由机器人监控广告，请大家遵守群规。"),
+    ])
+    day = dt.date(2026, 3, 2)
+    assert [row for row in per_event["activity"] if row[0] == "福利1群"] == [
+        ("福利1群", "ANN", day, 4, 1, 1, 1), ("福利1群", "BOB", day, 3, 0, 0, 0), ("福利1群", "CAT", day, 1, 0, 0, 0),
+    ]
+
+
+def _offenders_script():
+    """A warned word, a repeat offender escalated to removal, flooding, an exempt
+    staff sender, chat around them."""
+    def msg(i, room, sender, text, **extra):
+        return (InboundKind.MESSAGE, f"o{i}", T0 + dt.timedelta(seconds=20 * i),
+                {"group_id": room, "sender_id": sender, "sender_name": sender.upper(), "message_id": f"$o{i}", "text": text, **extra})
+
+    def join(i, room, member):
+        return (InboundKind.MEMBER_JOINED, f"oj{i}", T0 + dt.timedelta(seconds=20 * i), {"group_id": room, "member_id": member, "member_name": member.upper()})
+
+    return [
+        join(0, "room1", "ann"), join(1, "room1", "bob"), join(2, "room1", "eve"), join(3, "room2", "ann"),
+        msg(4, "room1", "ann", "听说竞品宝更便宜"),  # a listed word: warned (policy), first strike
+        msg(5, "room1", "bob", "不会吧"),
+        msg(6, "room2", "ann", "看这里 https://shop.example.com/1"),  # delete, but a repeat offender: removed
+        msg(7, "room1", "bob", "刷一下"), msg(8, "room1", "bob", "刷一下"), msg(9, "room1", "bob", "刷一下"),  # the third is flooding
+        msg(10, "room1", "eve", "官网 https://shop.example.com/2", sender_is_staff=True),  # staff: exempt, left alone
+        msg(11, "room1", "eve", "多少钱", sender_is_staff=True),  # staff: no auto-reply either
+        msg(12, "room1", "ann", "大家好"),  # still in room1: chat as usual
+    ]
+
+
+def _offenders_workspace():
+    ws, account = _workspace()
+    do_save_word_list(ws, None, name="竞品", words=["竞品宝"], kind="sensitive_word")
+    do_set_policy(ws, None, {"actions": {"sensitive_word": "warn"}, "escalation": {"window_days": 30, "remove_after": 1, "blacklist_after": 3}})
+    return ws, account
+
+
+def test_batch_applies_warnings_escalation_and_flooding_as_the_per_event_path_does():
+    one_ws, one_account = _offenders_workspace()
+    batch_ws, batch_account = _offenders_workspace()
+    one_ids, batch_ids = _store(one_account, _offenders_script()), _store(batch_account, _offenders_script())
+
+    for pk in one_ids:
+        process(pk)
+    counts = process_batch(batch_ids)
+
+    per_event, batched = _snapshot(one_ws), _snapshot(batch_ws)
+    assert batched == per_event
+    assert counts["fallback"] == 4  # the joins only
+    assert sorted((v, t) for v, t in per_event["cases"]) == [("delete", "刷一下"), ("remove", "看这里 https://shop.example.com/1"),
+                                                             ("warn", "听说竞品宝更便宜")]
+    assert per_event["left"] == [("ANN", "福利2群")]
+    assert [row[4] for row in per_event["case_detail"] if row[2] == "remove"] == ["repeat offender: 1 earlier strike(s)"]
+
+
+def test_duplicate_delivery_of_a_batch_stores_and_processes_once():
+    ws, account = _workspace()
+    events = [InboundEvent(kind, key, at, data) for kind, key, at, data in _script()]
+
+    first = do_receive(account, events)
+    again = do_receive(account, events)
+
+    assert [created for _, created in first] == [True] * len(events)
+    assert [created for _, created in again] == [False] * len(events)
+    assert [row.pk for row, _ in again] == [row.pk for row, _ in first]
+    assert InboxEvent.objects.in_workspace(ws).count() == len(events)
+    ids = [row.pk for row, _ in first] + [row.pk for row, _ in again]
+    assert process_batch(ids)["processed"] == len(events) - 1
+    assert process_batch(ids) == {"processed": 0, "ignored": 0, "fallback": 0, "retried": 0, "skipped": len(events)}
+    assert GroupMessage.objects.in_workspace(ws).count() == 9  # every message but the bot's echo, once
+
+
+def test_a_batch_that_dies_before_commit_leaves_every_row_pending_and_runs_once_later():
+    ws, account = _workspace()
+    ids = _store(account, _script())
+
+    class WorkerKilled(Exception):
+        pass
+
+    with pytest.raises(WorkerKilled), transaction.atomic():
+        process_batch(ids)
+        raise WorkerKilled  # the process dies after the work, before the commit
+
+    assert set(InboxEvent.objects.in_workspace(ws).values_list("status", flat=True)) == {InboxStatus.PENDING}
+    assert GroupMessage.objects.in_workspace(ws).count() == 0
+    process_batch(ids)
+    process_batch(ids)
+    assert GroupMessage.objects.in_workspace(ws).count() == 9
+    assert ModerationCase.objects.in_workspace(ws).count() == 2
+    assert OutboxMessage.objects.in_workspace(ws).filter(idempotency_key__startswith="autoreply:").count() == 3
+    assert set(InboxEvent.objects.in_workspace(ws).values_list("status", "attempts")) == {(InboxStatus.PROCESSED, 1), (InboxStatus.IGNORED, 1)}
+
+
+def test_a_failing_event_inside_a_batch_fails_alone():
+    ws, account = _workspace()
+    script = _script()[:5]
+    script.insert(2, (InboundKind.MEMBER_JOINED, "broken", T0, {"member_id": "x"}))  # no group_id
+    ids = _store(account, script)
+
+    counts = process_batch(ids)
+
+    statuses = dict(InboxEvent.objects.in_workspace(ws).values_list("dedupe_key", "status"))
+    assert statuses.pop("broken") == InboxStatus.FAILED
+    assert set(statuses.values()) == {InboxStatus.PROCESSED}
+    assert counts["retried"] == 1
+    assert GroupMessage.objects.in_workspace(ws).count() == 2
+    assert timezone.now() > T0
+
+
+def test_flooding_across_two_batches_is_counted_from_the_stored_messages():
+    one_ws, one_account = _offenders_workspace()
+    batch_ws, batch_account = _offenders_workspace()
+    one_ids, batch_ids = _store(one_account, _offenders_script()), _store(batch_account, _offenders_script())
+
+    for pk in one_ids:
+        process(pk)
+    process_batch(batch_ids[:10])  # "刷一下" twice in the first batch …
+    counts = process_batch(batch_ids[10:])  # … the third in the next: flooding
+
+    assert _snapshot(batch_ws) == _snapshot(one_ws)
+    assert (counts["fallback"], counts["retried"]) == (0, 0)  # decided inside the batch, not after a batch failure
+    assert ("delete", "刷一下") in _snapshot(batch_ws)["cases"]
