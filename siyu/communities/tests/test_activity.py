@@ -1,6 +1,7 @@
 """Activity counters from the pipeline equal the ones rebuilt from stored messages."""
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_counters_follow_local_days_and_rebuild_gives_the_same_numbers():
     account = do_create_channel_account(ws, None, kind="sandbox", name="sbx")
     do_create_group(ws, None, name="群", channel_account=account, external_id="room")
     late = dt.datetime(2026, 3, 1, 15, 59, tzinfo=dt.UTC)  # 23:59 on 1 March in Shanghai
-    script = [
+    script: list[tuple[str, str, dt.datetime, dict[str, Any]]] = [
         ("ann", "晚安", late, {}),
         ("bob", "早 @ann", late + dt.timedelta(minutes=2), {"mentions": ["ann"], "reply_to": "m0"}),  # 00:01 on 2 March
         ("ann", "https://x.cn/a", late + dt.timedelta(minutes=3), {}),
