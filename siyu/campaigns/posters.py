@@ -108,10 +108,18 @@ def _avatar(name: str, avatar_path: str, size: int) -> Image.Image:
 
 
 def _qr(url: str, size: int) -> Image.Image:
+    """The QR at a whole number of pixels per module with the standard 4-module quiet
+    zone, centred on a white square of ``size``: resizing a rendered QR to an arbitrary
+    size makes modules of uneven width, which some scanners (and OpenCV) misread."""
+    code = segno.make(url, error="m", micro=False)
+    modules = code.symbol_size(scale=1, border=4)[0]
     buffer = io.BytesIO()
-    segno.make(url, error="m", micro=False).save(buffer, kind="png", scale=10, border=2)
+    code.save(buffer, kind="png", scale=max(1, size // modules), border=4)
     buffer.seek(0)
-    return Image.open(buffer).convert("RGB").resize((size, size), Image.Resampling.NEAREST)
+    rendered = Image.open(buffer).convert("RGB")
+    out = Image.new("RGB", (size, size), "white")
+    out.paste(rendered, ((size - rendered.width) // 2, (size - rendered.height) // 2))
+    return out
 
 
 def _avatar_path(participant: Participant) -> str:

@@ -23,11 +23,16 @@ def decode_qr(image: bytes) -> list[str]:
     if max(height, width) > MAX_SIDE:
         scale = MAX_SIDE / max(height, width)
         pixels = cv2.resize(pixels, (int(width * scale), int(height * scale)), interpolation=cv2.INTER_AREA)
-    detector = cv2.QRCodeDetector()
-    ok, payloads, points, _ = detector.detectAndDecodeMulti(pixels)
-    if ok and points is not None:
-        return [str(p) for p in payloads]
-    payload, points, _ = detector.detectAndDecode(pixels)
-    if points is not None:
-        return [str(payload)]
-    return []
+    found: list[str] = []
+    # The classic detector first, then the ArUco-based one, which reads codes the classic
+    # one misses (uneven module widths after resizing, busy backgrounds).
+    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
+        ok, payloads, points, _ = detector.detectAndDecodeMulti(pixels)
+        if ok and points is not None:
+            found = [str(p) for p in payloads]
+        else:
+            payload, points, _ = detector.detectAndDecode(pixels)
+            found = [str(payload)] if points is not None else []
+        if any(found):
+            return found
+    return found

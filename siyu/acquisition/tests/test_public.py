@@ -1,5 +1,3 @@
-import cv2
-import numpy as np
 import pytest
 from django.test import Client
 
@@ -15,6 +13,7 @@ from siyu.channels.handlers import split_state
 from siyu.communities.actions import do_create_group
 from siyu.contacts.models import ContactEvent
 from siyu.core.testing import make_contact, make_staff, make_tag
+from siyu.moderation.qr import decode_qr
 
 pytestmark = pytest.mark.django_db
 
@@ -65,10 +64,7 @@ def test_the_png_qr_decodes_to_the_public_url(workspace, owner, channel):
     response = Client().get(f"/c/{code.code}.png", {"i": "abc123"})
 
     assert (response.status_code, response["Content-Type"]) == (200, "image/png")
-    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert image is not None
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    assert text == f"http://testserver/c/{code.code}?i=abc123"
+    assert decode_qr(response.content) == [f"http://testserver/c/{code.code}?i=abc123"]
     assert Client().get("/c/zzzzzzzz.png").status_code == 404
 
 
