@@ -149,6 +149,14 @@ def _resolve(group: Group, group_row: GroupSettings | None, layers: Mapping[str,
     default = layers.get("default")
     ordered = [("group", _group_layer(group, group_row)), (f"template:{group.group_type}", template.values if template else {}),
                ("default", default.values if default else {})]
+    values, sources = resolve_layers(ordered)
+    return Effective(values, sources, policy)
+
+
+def resolve_layers(ordered: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every setting from the first layer that sets it (``None`` = not set), else the
+    built-in value: ``(values, sources)`` with each source named as in ``ordered``."""
+    ordered = list(ordered)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, built_in in BUILT_IN.items():
@@ -158,7 +166,7 @@ def _resolve(group: Group, group_row: GroupSettings | None, layers: Mapping[str,
                 break
         else:
             values[key], sources[key] = built_in, "built_in"
-    return Effective(values, sources, policy)
+    return values, sources
 
 
 def _workspace_layers(workspace_id: int) -> dict[str, GroupSettings]:

@@ -34,7 +34,7 @@ from siyu.communities.actions import (
     do_update_auto_reply,
 )
 from siyu.communities.autoreply import decide, rules_for, triggered
-from siyu.communities.group_settings import BUILT_IN, SETTINGS_KEYS, effective, layer_values, render_template
+from siyu.communities.group_settings import SETTINGS_KEYS, effective, layer_values, render_template, resolve_layers
 from siyu.communities.models import AutoReplyFiring, AutoReplyMatch, AutoReplyRule, Group, GroupSettings, GroupType
 from siyu.console.workspace import Console, console_view
 from siyu.core.errors import NotFound, ValidationFailed
@@ -183,17 +183,7 @@ def _coupon_names(workspace: Workspace) -> dict[int, str]:
 
 def _inherited(workspace: Workspace, group_type: str | None) -> tuple[dict[str, Any], dict[str, str]]:
     """What a template (``group_type``) or the default layer (``None``) falls back to."""
-    ordered = [("default", layer_values(workspace))] if group_type else []
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for key, built_in in BUILT_IN.items():
-        for source, layer in ordered:
-            if layer.get(key) is not None:
-                values[key], sources[key] = layer[key], source
-                break
-        else:
-            values[key], sources[key] = built_in, "built_in"
-    return values, sources
+    return resolve_layers([("default", layer_values(workspace))] if group_type else [])
 
 
 def _rows(form: SettingsForm, values: dict[str, Any], sources: dict[str, str], own: dict[str, Any], coupons: dict[int, str]) -> list[dict[str, Any]]:
