@@ -198,7 +198,8 @@ def on_message(account: ChannelAccount, event: InboxEvent) -> str:
 def _count_activity(account: ChannelAccount, group: Group, message: GroupMessage) -> None:
     """The per-event twin of :meth:`MessageBatch.accept`'s counting: same facts, same
     targets, looked up one message at a time."""
-    from siyu.communities.activity import ActivityCounter, do_add_activity, local_day, mention_contacts, message_facts
+    from siyu.communities.actions import do_add_activity
+    from siyu.communities.activity import ActivityCounter, local_day, mention_contacts, message_facts
 
     facts = message_facts(message.text, message.msgtype, message.data)
     reply_author = None
@@ -743,7 +744,7 @@ class MessageBatch:
     def finish(self) -> None:
         """After the last event: add the activity counters and hand the new timeline
         events to their consumers (one after-commit task for the whole batch)."""
-        from siyu.communities.activity import do_add_activity
+        from siyu.communities.actions import do_add_activity
         from siyu.contacts.events import schedule_event_fanout
 
         self.flush()
@@ -781,43 +782,3 @@ def _recent_same_texts(gids: set[int], cids: set[int], texts: set[str], first: d
             at = at.replace(tzinfo=connection.timezone)
         out.append((g, s, text, at))
     return out
-
-
-def enqueue_many(items: list[tuple[ChannelAccount, Command, dt.datetime | None]]) -> dict[str, int]:
-    """The bulk twin of :func:`siyu.channels.outbox.do_enqueue` for the batch processor:
-    ``(account, command, not_before)`` rows stored once per idempotency key with one
-    lookup and one insert, delivered after commit by one worker task for all of them
-    (not one task per row). The caller has checked that each channel can run its
-    command. Returns the outbox id per (truncated) key, existing rows included."""
-    from django.db import transaction
-
-    from siyu.channels.models import OutboxMessage
-    from siyu.core.oncommit import on_commit_batched
-
-    if not items:
-        return {}
-    now = timezone.now()
-    workspaces = {account.workspace_id for account, _c, _n in items}
-    keys = [command.idempotency_key[:200] for _a, command, _n in items]
-    with transaction.atomic():
-        existing = dict(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=keys).values_list("idempotency_key", "pk"))
-        fresh: dict[str, OutboxMessage] = {}
-        due: set[str] = set()
-        for (account, command, not_before), key in zip(items, keys, strict=True):
-            if key in existing or key in fresh:
-                continue
-            fresh[key] = OutboxMessage(workspace_id=account.workspace_id, account=account, idempotency_key=key, command=command.kind.value,
-                                       target=command.target, payload=command.payload, next_attempt_at=not_before or now)
-            if not_before is None or not_before <= now:
-                due.add(key)
-        OutboxMessage.objects.bulk_create(list(fresh.values()))
-        ids = dict(existing)
-        ids.update(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=list(fresh)).values_list("idempotency_key", "pk"))
-        if due:
-            def _deliver(batch: set[Any]) -> None:
-                from siyu.worker.tasks import deliver_outbox_batch_task
-
-                deliver_outbox_batch_task(sorted(batch))
-
-            on_commit_batched("outbox_batch", None, [ids[key] for key in due], _deliver)
-    return ids

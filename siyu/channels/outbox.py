@@ -24,6 +24,7 @@ from siyu.accounts.models import Staff
 from siyu.channels.base import Command, CommandKind, SendResult
 from siyu.channels.models import ChannelAccount, OutboxMessage, OutboxStatus
 from siyu.channels.registry import adapter_for
+from siyu.core.oncommit import on_commit_batched
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,41 @@ def _schedule(outbox_id: int, delay: float | None = None) -> None:
         deliver_outbox_task.schedule((outbox_id,), delay=delay)
     else:
         deliver_outbox_task(outbox_id)
+
+
+def do_enqueue_many(items: list[tuple[ChannelAccount, Command, dt.datetime | None]]) -> dict[str, int]:
+    """The bulk twin of :func:`do_enqueue` for the batch processor:
+    ``(account, command, not_before)`` rows stored once per idempotency key with one
+    lookup and one insert, delivered after commit by one worker task for all of them
+    (not one task per row). The caller has checked that each channel can run its
+    command. Returns the outbox id per (truncated) key, existing rows included."""
+    if not items:
+        return {}
+    now = timezone.now()
+    workspaces = {account.workspace_id for account, _c, _n in items}
+    keys = [command.idempotency_key[:200] for _a, command, _n in items]
+    with transaction.atomic():
+        existing = dict(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=keys).values_list("idempotency_key", "pk"))
+        fresh: dict[str, OutboxMessage] = {}
+        due: set[str] = set()
+        for (account, command, not_before), key in zip(items, keys, strict=True):
+            if key in existing or key in fresh:
+                continue
+            fresh[key] = OutboxMessage(workspace_id=account.workspace_id, account=account, idempotency_key=key, command=command.kind.value,
+                                       target=command.target, payload=command.payload, next_attempt_at=not_before or now)
+            if not_before is None or not_before <= now:
+                due.add(key)
+        OutboxMessage.objects.bulk_create(list(fresh.values()))
+        ids = dict(existing)
+        ids.update(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=list(fresh)).values_list("idempotency_key", "pk"))
+        if due:
+            def _deliver(batch: set[Any]) -> None:
+                from siyu.worker.tasks import deliver_outbox_batch_task
+
+                deliver_outbox_batch_task(sorted(batch))
+
+            on_commit_batched("outbox_batch", None, [ids[key] for key in due], _deliver)
+    return ids
 
 
 def _claim(outbox_id: int) -> OutboxMessage | None:

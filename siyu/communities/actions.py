@@ -888,3 +888,54 @@ def do_send_first_days_nudges(now: dt.datetime | None = None, *, limit: int = 50
             do_enqueue(account, Command(CommandKind.SEND_MESSAGE, key, group.external_id, {"to": "group", "text": text, "mention": member_id}))
             counts["nudged"] += 1
     return counts
+
+
+# ---------------------------------------------------------------- activity counters
+
+
+def do_add_activity(counter: Any) -> int:
+    """Add an :class:`~siyu.communities.activity.ActivityCounter`'s deltas to the stored
+    :class:`MemberDayActivity` rows in one statement batch (``INSERT … ON CONFLICT DO
+    UPDATE SET x = x + excluded.x``, atomic per row on SQLite and PostgreSQL). Counters
+    are derived data: no audit entry per message. Returns the number of rows touched."""
+    from django.db import connection
+
+    from siyu.communities.activity import UPSERT_SQL
+    from siyu.communities.models import MemberDayActivity
+
+    if not counter:
+        return 0
+    rows = [(ws, group, contact, day, *values) for (ws, group, contact, day), values in sorted(counter.deltas.items())]
+    sql = UPSERT_SQL.format(table=connection.ops.quote_name(MemberDayActivity._meta.db_table))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    return len(rows)
+
+
+def do_rebuild_activity(workspace: Workspace, group: Group | None = None, since: dt.date | dt.datetime | None = None) -> int:
+    """Recompute the activity counters of a workspace (or one group) from its stored
+    group messages, from the local day ``since`` on (everything when omitted): the rows
+    in that range are replaced. For data loaded in bulk (the demo seeding) and repairs.
+    Records ``activity.rebuilt``; returns the number of counter rows written."""
+    from siyu.communities.activity import count_stored_messages
+    from siyu.communities.models import MemberDayActivity
+
+    counter, messages, since_day = count_stored_messages(workspace, group, since)
+    stored = MemberDayActivity.objects.in_workspace(workspace)
+    if group is not None:
+        stored = stored.filter(group=group)
+    if since_day is not None:
+        stored = stored.filter(day__gte=since_day)
+    with transaction.atomic():
+        stored.delete()
+        MemberDayActivity.objects.bulk_create(
+            [
+                MemberDayActivity(workspace_id=ws, group_id=g, contact_id=c, day=day, messages=v[0], replies_received=v[1],
+                                  mentions=v[2], links=v[3])
+                for (ws, g, c, day), v in sorted(counter.deltas.items())
+            ],
+            batch_size=500,
+        )
+        record_audit(workspace, None, "activity.rebuilt", target=group, summary=f"since {since_day or 'the beginning'}",
+                     after={"rows": len(counter.deltas), "messages": messages})
+    return len(counter.deltas)

@@ -4,7 +4,7 @@ zone). Roles and group health read them.
 
 The inbound pipeline adds to the counters as messages arrive (one message at a time in
 the per-event path, aggregated per ``(group, contact, day)`` in the batch processor);
-:func:`rebuild_activity` recomputes them from the stored :class:`GroupMessage` rows, so
+:func:`siyu.communities.actions.do_rebuild_activity` recomputes them from the stored :class:`GroupMessage` rows, so
 both must derive the same numbers from the same facts — :func:`message_facts` is that
 one definition.
 
@@ -29,14 +29,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
-
-from siyu.accounts.events import record_audit
-from siyu.communities.models import Group, GroupMessage, MemberDayActivity
+from siyu.communities.models import Group, GroupMessage
 from siyu.core.models import Workspace
 from siyu.moderation.detectors import CARD_MSGTYPES
 
-__all__ = ["ActivityCounter", "MessageFacts", "do_add_activity", "local_day", "mention_contacts", "message_data", "message_facts", "rebuild_activity"]
+__all__ = ["UPSERT_SQL", "ActivityCounter", "MessageFacts", "count_stored_messages", "local_day", "mention_contacts", "message_data", "message_facts"]
 
 _URL = re.compile(
     r"https?://|www\.|\b[a-z0-9][-a-z0-9]{0,62}(?:\.[a-z0-9][-a-z0-9]{0,62})*\.(?:com|cn|net|org|cc|top|xyz|vip|shop|link|me|io)\b",
@@ -109,7 +106,7 @@ class ActivityCounter:
         return bool(self.deltas)
 
 
-_UPSERT = (
+UPSERT_SQL = (
     "INSERT INTO {table} (workspace_id, group_id, contact_id, day, messages, replies_received, mentions, links) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (group_id, contact_id, day) DO UPDATE SET "
@@ -118,20 +115,6 @@ _UPSERT = (
     "mentions = {table}.mentions + excluded.mentions, "
     "links = {table}.links + excluded.links"
 )
-
-
-def do_add_activity(counter: ActivityCounter) -> int:
-    """Add the counter's deltas to the stored :class:`MemberDayActivity` rows in one
-    statement batch (``INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x``, which
-    SQLite and PostgreSQL both run atomically per row). Counters are derived data: no
-    audit entry per message. Returns the number of rows touched."""
-    if not counter:
-        return 0
-    rows = [(ws, group, contact, day, *values) for (ws, group, contact, day), values in sorted(counter.deltas.items())]
-    sql = _UPSERT.format(table=connection.ops.quote_name(MemberDayActivity._meta.db_table))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)  # type: ignore[arg-type]
-    return len(rows)
 
 
 def mention_contacts(account_ids: Iterable[int], external_ids: Iterable[str]) -> dict[tuple[int, str], int]:
@@ -146,25 +129,25 @@ def mention_contacts(account_ids: Iterable[int], external_ids: Iterable[str]) ->
     return {(account, ext): merged or contact for account, ext, contact, merged in rows}
 
 
-def rebuild_activity(workspace: Workspace, group: Group | None = None, since: dt.date | dt.datetime | None = None) -> int:
-    """Recompute the activity counters of a workspace (or one group) from its stored
-    group messages, from the local day ``since`` on (everything when omitted): the rows
-    in that range are replaced. For data loaded in bulk (the demo seeding) and repairs.
-    Records ``activity.rebuilt``; returns the number of counter rows written."""
+def count_stored_messages(
+    workspace: Workspace, group: Group | None = None, since: dt.date | dt.datetime | None = None
+) -> tuple[ActivityCounter, int, dt.date | None]:
+    """Count the stored group messages of a workspace (or one group) from the local day
+    ``since`` on, with the same :func:`message_facts` the inbound path uses: ``(counter,
+    messages read, since as a local day)``. Reads only; the rebuild action writes."""
     tz = workspace.tz
     if isinstance(since, dt.datetime):
         since = local_day(since, tz)
     messages = GroupMessage.objects.in_workspace(workspace)
-    stored = MemberDayActivity.objects.in_workspace(workspace)
     if group is not None:
         if group.workspace_id != workspace.pk:
             from siyu.core.errors import NotFound
 
             raise NotFound("group not found", code="group_not_found")
-        messages, stored = messages.filter(group=group), stored.filter(group=group)
+        messages = messages.filter(group=group)
     if since is not None:
         start = dt.datetime.combine(since, dt.time(), tzinfo=tz)
-        messages, stored = messages.filter(sent_at__gte=start), stored.filter(day__gte=since)
+        messages = messages.filter(sent_at__gte=start)
     rows = list(messages.order_by("sent_at", "id").values_list(
         "group_id", "group__channel_account_id", "external_id", "sender_id", "text", "msgtype", "data", "sent_at"))
     authors = {(g, ext): sender for g, _a, ext, sender, *_ in rows}
@@ -187,16 +170,4 @@ def rebuild_activity(workspace: Workspace, group: Group | None = None, since: dt
             reply_author_id=authors.get((group_id, facts.reply_to)) if facts.reply_to else None,
             mentioned_ids=[c for m in facts.mentions if (c := mentioned.get((account_id, m))) is not None],
         )
-    with transaction.atomic():
-        stored.delete()
-        MemberDayActivity.objects.bulk_create(
-            [
-                MemberDayActivity(workspace_id=ws, group_id=g, contact_id=c, day=day, messages=v[0], replies_received=v[1],
-                                  mentions=v[2], links=v[3])
-                for (ws, g, c, day), v in sorted(counter.deltas.items())
-            ],
-            batch_size=500,
-        )
-        record_audit(workspace, None, "activity.rebuilt", target=group, summary=f"since {since or 'the beginning'}",
-                     after={"rows": len(counter.deltas), "messages": len(rows)})
-    return len(counter.deltas)
+    return counter, len(rows), since

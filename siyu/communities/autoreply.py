@@ -177,7 +177,7 @@ def do_send_replies_in_bulk(items: Sequence[tuple[Any, Any, int, str, dt.datetim
     from django.db import transaction
 
     from siyu.channels.base import Command, CommandKind
-    from siyu.channels.handlers import enqueue_many
+    from siyu.channels.outbox import do_enqueue_many
     from siyu.communities.models import AutoReplyFiring
 
     if not items:
@@ -203,4 +203,4 @@ def do_send_replies_in_bulk(items: Sequence[tuple[Any, Any, int, str, dt.datetim
         AutoReplyFiring.objects.bulk_create(list(created.values()))
         if changed:
             AutoReplyFiring.objects.bulk_update(list(changed.values()), ["last_fired_at", "fired"])
-        return enqueue_many(commands)
+        return do_enqueue_many(commands)

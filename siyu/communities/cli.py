@@ -49,10 +49,10 @@ def settings_command(group_id: int, workspace: WorkspaceOpt, json_out: JsonFlag 
 @groups_app.command("rebuild-activity")
 def rebuild_activity_command(workspace: WorkspaceOpt, json_out: JsonFlag = False) -> None:
     """Recompute the per-member per-day activity counters from stored messages."""
-    from siyu.communities.activity import rebuild_activity
+    from siyu.communities.actions import do_rebuild_activity
 
     with command(json_out):
-        rows = rebuild_activity(workspace_by_slug(workspace))
+        rows = do_rebuild_activity(workspace_by_slug(workspace))
         emit(json_out, {"rows": rows}, f"{rows} counter rows rebuilt")
 
 

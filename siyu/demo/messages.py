@@ -18,7 +18,7 @@ What is generated, deterministically per seed:
 
 Rows are written with ``bulk_create`` (thousands of messages: per-message actions would
 take minutes), then the activity counters are rebuilt from them
-(:func:`siyu.communities.activity.rebuild_activity`), and the group health snapshots and
+(:func:`siyu.communities.actions.do_rebuild_activity`), and the group health snapshots and
 inferred roles are computed through their actions.
 """
 
@@ -325,8 +325,7 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
     ``{"group_messages", "ads", "moderation_cases", "activity_rows", "health_days",
     "alerts", "role_changes"}``. Meant for a freshly seeded demo workspace."""
     from siyu.accounts.events import record_audit
-    from siyu.communities.actions import do_infer_member_roles, do_refresh_group_health
-    from siyu.communities.activity import rebuild_activity
+    from siyu.communities.actions import do_infer_member_roles, do_rebuild_activity, do_refresh_group_health
     from siyu.communities.models import Alert
     from siyu.moderation import engine
     from siyu.moderation.models import ModerationCase
@@ -360,7 +359,7 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
         # auto_now_add stamped the seeding time; a case happened when its message was posted
         _backdate_cases(workspace.pk, [c.pk for c in cases])
         counts["moderation_cases"] = len(cases)
-        counts["activity_rows"] = rebuild_activity(workspace)
+        counts["activity_rows"] = do_rebuild_activity(workspace)
         for writer in writers:
             counts["health_days"] += len(do_refresh_group_health(writer.group, now=now, days=days))
             counts["role_changes"] += do_infer_member_roles(writer.group, now=now)["changed"]

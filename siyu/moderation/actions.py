@@ -197,7 +197,7 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
     rows are delivered by one task after commit. Returns case ids by message id."""
     from siyu.accounts.events import _jsonable, current_via
     from siyu.accounts.models import AuditEntry
-    from siyu.channels.handlers import enqueue_many
+    from siyu.channels.outbox import do_enqueue_many
     from siyu.contacts.actions import schedule_rule_evaluation
     from siyu.contacts.events import EventKind, schedule_event_fanout
     from siyu.contacts.models import ContactEvent
@@ -228,7 +228,7 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
                                                 {"to": "group", "text": WARNING_NOTICE.format(name=name), "mention": item.member_id})))
             plans.append(plan)
             commands.extend((item.account, command, None) for kind, command in plan if kind == "command")
-        outbox = enqueue_many(commands)
+        outbox = do_enqueue_many(commands)
         now = timezone.now()
         reason = "removed by moderation: advertising"
         closing = {pk: item for item, plan in zip(items, plans, strict=True) for kind, pk in plan if kind == "membership_closed"}

@@ -8,8 +8,7 @@ import pytest
 from siyu.channels.actions import do_create_channel_account
 from siyu.channels.inbox import process_batch
 from siyu.channels.models import InboxEvent
-from siyu.communities.actions import do_create_group
-from siyu.communities.activity import rebuild_activity
+from siyu.communities.actions import do_create_group, do_rebuild_activity
 from siyu.communities.models import MemberDayActivity
 from siyu.core.testing import make_workspace
 
@@ -44,7 +43,7 @@ def test_counters_follow_local_days_and_rebuild_gives_the_same_numbers():
         ("bob", dt.date(2026, 3, 2), 1, 0, 0, 0),
     ]
     MemberDayActivity.objects.in_workspace(ws).update(messages=0)
-    assert rebuild_activity(ws) == 3
+    assert do_rebuild_activity(ws) == 3
     assert _counters(ws) == counted
-    assert rebuild_activity(ws, since=dt.date(2026, 3, 2)) == 2
+    assert do_rebuild_activity(ws, since=dt.date(2026, 3, 2)) == 2
     assert _counters(ws) == counted

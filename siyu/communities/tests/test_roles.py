@@ -4,8 +4,14 @@ import pytest
 
 from siyu.accounts.models import AuditEntry
 from siyu.channels.actions import do_create_channel_account
-from siyu.communities.actions import do_add_member, do_create_group, do_infer_member_roles, do_record_group_message
-from siyu.communities.activity import ActivityCounter, MessageFacts, do_add_activity
+from siyu.communities.actions import (
+    do_add_activity,
+    do_add_member,
+    do_create_group,
+    do_infer_member_roles,
+    do_record_group_message,
+)
+from siyu.communities.activity import ActivityCounter, MessageFacts
 from siyu.communities.models import MemberRole, Membership
 from siyu.communities.roles import HOLD_EVALUATIONS, GroupThresholds, MemberStats, classify, percentile
 from siyu.core.testing import make_contact, make_workspace

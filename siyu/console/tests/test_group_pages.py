@@ -16,10 +16,10 @@ from siyu.communities.actions import (
     do_add_member,
     do_create_group,
     do_infer_member_roles,
+    do_rebuild_activity,
     do_record_group_health,
     do_record_group_message,
 )
-from siyu.communities.activity import rebuild_activity
 from siyu.communities.models import Alert, Group, GroupRepull, MemberRole, Membership
 from siyu.communities.tests.test_health import LAST, fading_group
 from siyu.core.testing import make_contact, make_staff, make_workspace
@@ -62,7 +62,7 @@ def test_group_detail_shows_health_trend_heatmap_and_roles(ws, owner, console_cl
     group, _contacts = fading_group(ws, owner, members=10)
     do_record_group_health(group, LAST - dt.timedelta(days=3), LAST)
     admin, _ = do_add_member(group, make_contact(ws, name="管理员小林"), None, role=MemberRole.ADMIN)
-    rebuild_activity(ws)  # the counters the inbound pipeline keeps, from the stored messages
+    do_rebuild_activity(ws)  # the counters the inbound pipeline keeps, from the stored messages
     do_infer_member_roles(group, day=LAST)
 
     # when the owner opens the group
@@ -163,7 +163,7 @@ def test_group_page_in_chinese_shows_a_pending_role_change(ws, owner, console_cl
     do_add_member(group, member, None)
     do_infer_member_roles(group, day=LAST - dt.timedelta(days=1))
     do_record_group_message(group, member, external_id="hi", text="大家好", sent_at=dt.datetime(2026, 6, 4, 12, tzinfo=dt.UTC))
-    rebuild_activity(ws)
+    do_rebuild_activity(ws)
     do_infer_member_roles(group, day=LAST)
 
     html = console_client(owner, lang="zh-hans").get(f"/console/groups/{group.pk}/").content.decode()
