@@ -169,6 +169,10 @@ NINJA_PAGINATION_PER_PAGE = 50
 
 # How long a worker holds an outbox row it is sending before another may retry it.
 SIYU_OUTBOX_LEASE_SECONDS = float(os.environ.get("SIYU_OUTBOX_LEASE_SECONDS", "60"))
+# How long a worker holds a journey run it is advancing before another may take it over.
+SIYU_JOURNEY_LEASE_SECONDS = float(os.environ.get("SIYU_JOURNEY_LEASE_SECONDS", "120"))
+# A live-code seat reserved by a scan that never became an add/join is released after this.
+SIYU_LIVE_CODE_SEAT_TTL_MINUTES = int(os.environ.get("SIYU_LIVE_CODE_SEAT_TTL_MINUTES", "30"))
 
 if os.environ.get("SIYU_TESTING") == "1":
     # Tests create many staff accounts; the production hasher costs ~0.3 s per password.

@@ -53,9 +53,6 @@ CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o/1/l/i: codes get typ
 CODE_LENGTH = 8
 #: a second scan by the same visitor within this window goes to the same target, no new seat
 REPEAT_WINDOW = dt.timedelta(hours=24)
-#: a reserved seat whose scan has not turned into an add/join after this long goes back to
-#: the pool (settings.SIYU_LIVE_CODE_SEAT_TTL_MINUTES overrides it)
-SEAT_TTL = dt.timedelta(minutes=30)
 #: outcomes that hold a target (a seat or an add of a staff member's allowance, or the backup)
 ROUTED = (ScanOutcome.STAFF, ScanOutcome.BACKUP, ScanOutcome.GROUP)
 #: outcomes that took a seat / an allowance and so can give it back
@@ -595,10 +592,11 @@ def do_record_arrival(contact: Contact, *, state: str, occurred_at: dt.datetime 
 
 
 def seat_ttl() -> dt.timedelta:
+    """A reserved seat whose scan has not turned into an add/join after this long goes
+    back to the pool (``SIYU_LIVE_CODE_SEAT_TTL_MINUTES``, default 30)."""
     from django.conf import settings
 
-    minutes = getattr(settings, "SIYU_LIVE_CODE_SEAT_TTL_MINUTES", None)
-    return dt.timedelta(minutes=int(minutes)) if minutes else SEAT_TTL
+    return dt.timedelta(minutes=settings.SIYU_LIVE_CODE_SEAT_TTL_MINUTES)
 
 
 def _retake_seat(scan: Scan, now: dt.datetime) -> None:

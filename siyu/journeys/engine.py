@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +42,7 @@ SHORT_WAIT_SECONDS = 120
 
 def lease_seconds() -> float:
     """How long a worker holds a run it is advancing before another may take it over."""
-    configured: Any = os.environ.get("SIYU_JOURNEY_LEASE_SECONDS") or getattr(settings, "SIYU_JOURNEY_LEASE_SECONDS", None)
-    return float(configured or 120)
+    return float(settings.SIYU_JOURNEY_LEASE_SECONDS)
 
 
 class _Raced(Exception):
