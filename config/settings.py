@@ -93,7 +93,7 @@ else:
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE makes a write
                 # transaction take the lock up front instead of failing half-way.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;",
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },

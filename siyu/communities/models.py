@@ -106,7 +106,8 @@ class Membership(WorkspaceOwned):
 class GroupMessage(WorkspaceOwned):
     """A message seen in a group (from the channel's inbound pipeline)."""
 
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="messages")
+    # indexed first in ``(group, external_id)`` and ``(group, sent_at)``: no index of its own
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="messages", db_index=False)
     sender = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="group_messages")
     external_id = models.CharField(max_length=255)
     msgtype = models.CharField(max_length=32, default="text")
@@ -125,8 +126,9 @@ class MemberDayActivity(WorkspaceOwned):
     """One member's activity in one group on one local day (the group's workspace time
     zone). The inbound pipeline adds to these counters; roles and health read them."""
 
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="member_days")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_days")
+    # both lead an index below (``(group, contact, day)``/``(group, day)``, ``(contact, day)``)
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="member_days", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_days", db_index=False)
     day = models.DateField()
     messages = models.PositiveIntegerField(default=0)
     replies_received = models.PositiveIntegerField(default=0)
