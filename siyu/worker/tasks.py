@@ -231,10 +231,11 @@ def _sweep_journeys_on_startup() -> None:
 @db_task(retries=4, retry_delay=2)
 def process_inbox_batch_task(inbox_ids: Sequence[int]) -> dict[str, int]:
     """Process stored inbound events together (one transaction, bulk writes); rows already
-    processed are skipped, so a retried or duplicated task is harmless."""
-    from siyu.channels.inbox import process_batch
+    processed are skipped, so a retried or duplicated task is harmless. Fewer rows than a
+    batch take the oldest other pending ones along (see ``process_batch``'s ``fill``)."""
+    from siyu.channels.inbox import BATCH_SIZE, process_batch
 
-    return process_batch(inbox_ids)
+    return process_batch(inbox_ids, fill=BATCH_SIZE)
 
 
 @db_periodic_task(crontab(minute="25"))

@@ -249,3 +249,47 @@ def test_flooding_across_two_batches_is_counted_from_the_stored_messages():
     assert _snapshot(batch_ws) == _snapshot(one_ws)
     assert (counts["fallback"], counts["retried"]) == (0, 0)  # decided inside the batch, not after a batch failure
     assert ("delete", "刷一下") in _snapshot(batch_ws)["cases"]
+
+
+def test_a_task_with_few_rows_takes_the_oldest_pending_backlog_along_but_not_rows_being_retried():
+    """WeCom calls back once per event, so the worker gets one task per event: the first
+    task drains the backlog in one batch, the later ones find their rows done."""
+    ws, account = _workspace()
+    ids = _store(account, _script())
+    retrying = ids[4]  # a handler failed on it once: it keeps to its own retry schedule
+    InboxEvent.objects.filter(pk=retrying).update(attempts=1)
+
+    counts = process_batch([ids[-1]], fill=500)
+
+    statuses = dict(InboxEvent.objects.in_workspace(ws).values_list("pk", "status"))
+    assert statuses.pop(retrying) == InboxStatus.PENDING
+    assert set(statuses.values()) == {InboxStatus.PROCESSED, InboxStatus.IGNORED}
+    assert counts["processed"] + counts["ignored"] == len(ids) - 1
+    assert process_batch([ids[0]], fill=500)["skipped"] == 1  # a later task: its row is done, and no backlog joins it
+    assert process_batch([retrying], fill=500)["processed"] == 1  # the retry's own task
+    assert process_batch([ids[1]]) == {"processed": 0, "ignored": 0, "fallback": 0, "retried": 0, "skipped": 1}
+
+
+def test_fill_stops_at_the_batch_size_oldest_first():
+    ws, account = _workspace()
+    ids = _store(account, _script())
+
+    process_batch([ids[-1]], fill=4)
+
+    done = set(InboxEvent.objects.in_workspace(ws).exclude(status=InboxStatus.PENDING).values_list("pk", flat=True))
+    assert done == {ids[0], ids[1], ids[2], ids[-1]}
+
+
+def test_deliveries_stored_in_one_transaction_are_handed_to_the_worker_together(monkeypatch, django_capture_on_commit_callbacks):
+    """A Matrix sync stores its events one by one inside one transaction: one task."""
+    from siyu.channels import inbox
+
+    _ws, account = _workspace()
+    scheduled = []
+    monkeypatch.setattr(inbox, "schedule_batches", lambda ids: scheduled.append(list(ids)))
+    events = [InboundEvent(kind, key, at, data) for kind, key, at, data in _script()]
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        stored = [row.pk for event in events for row, _ in do_receive(account, [event])]
+
+    assert scheduled == [sorted(set(stored))]
