@@ -23,7 +23,7 @@ from siyu.communities.actions import (
     do_remove_member,
     do_set_member_role,
 )
-from siyu.communities.activity import message_data
+from siyu.communities.activity import ActivityCounter, local_day, message_data, message_facts
 from siyu.communities.models import Group, GroupMessage, Membership
 from siyu.contacts.actions import do_ensure_contact_for_identity, do_record_event
 from siyu.contacts.models import Contact
@@ -398,6 +398,8 @@ class MessageBatch:
         self.names: dict[int, str] | None = None
         self.tags: dict[int, set[str]] | None = None
         self.strikes: dict[int, list[dt.datetime]] | None = None
+        #: local days by (zone, quarter hour): the zone conversion once per quarter hour of messages
+        self.days: dict[tuple[Any, int], dt.date] = {}
         self.stale = True
 
     def invalidate(self) -> None:
@@ -613,37 +615,41 @@ class MessageBatch:
     def accept(self, row: InboxEvent, index: int) -> str | None:
         """Decide and queue a message, answering its outcome, or ``None`` to hand the event
         to the per-event handler."""
-        from siyu.communities import autoreply
-        from siyu.communities.activity import ActivityCounter, local_day, message_facts
-
+        # per message, so attribute lookups are kept to locals
         data = row.data
         if row.kind != InboundKind.MESSAGE:
             return None
         if data.get("from_bot"):
             return "ignored"
-        if not data.get("group_id") or not data.get("sender_id"):
+        group_external, sender_external = data.get("group_id"), data.get("sender_id")
+        if not group_external or not sender_external:
             return None
         if self.stale:
             self.position = index
             self._load()
-        account = row.account
-        group = self.groups.get((account.pk, str(data["group_id"])))
+        account_id = row.account_id
+        group = self.groups.get((account_id, str(group_external)))
         if group is None or group.archived_at is not None or (data.get("group_name") and data["group_name"] != group.name):
             return None
-        sender_id = self.contacts.get((account.pk, str(data["sender_id"])))
-        if sender_id is None or (group.pk, sender_id) not in self.members:
+        gid = group.id
+        sender_id = self.contacts.get((account_id, str(sender_external)))
+        if sender_id is None:
             return None
-        external_id = str(data.get("message_id") or row.dedupe_key)
-        if (group.pk, external_id[:255]) in self.seen:
+        member = self.members.get((gid, sender_id))
+        if member is None:
+            return None
+        external_id = str(data.get("message_id") or row.dedupe_key)[:255]
+        if (gid, external_id) in self.seen:
             return "ok"  # stored before: the per-event path changes nothing either
         text, msgtype, sent_at = str(data.get("text", "")), data.get("msgtype", "text"), row.occurred_at
         stored = message_data(data)
         staff = bool(data.get("sender_is_staff"))
+        account = row.account
         reply = verdict = None
         if not data.get("backfill"):
             loaded = self._loaded(group)
             policy = loaded.policy
-            repeats = self._repeats(group.pk, sender_id, text, sent_at, policy.flood_window_seconds) if policy.flood_count > 1 else 0
+            repeats = self._repeats(gid, sender_id, text, sent_at, policy.flood_window_seconds) if policy.flood_count > 1 else 0
             findings = self._detect(loaded, text, msgtype, stored, repeats)
             if findings:
                 verdict = self._verdict(account, group, sender_id, findings, policy, sent_at, staff)
@@ -652,32 +658,43 @@ class MessageBatch:
                 if verdict.verdict == "allow":
                     verdict = None
             if verdict is None and not staff:
-                reply = self._decide_reply(account, group, text, sent_at, autoreply)
+                reply = self._decide_reply(account, group, text, sent_at)
         if self.latencies is not None:
             self.latencies.append((time.perf_counter() - self.started) * 1000)
-        message = _Message(group, sender_id, external_id[:255], msgtype[:32], text, stored, sent_at)
-        membership_id = self.members[(group.pk, sender_id)][0]
-        self.pending.append((account, message, reply, verdict, membership_id))
+        self.pending.append((account, _Message(group, sender_id, external_id, msgtype[:32], text, stored, sent_at), reply, verdict, member[0]))
         if verdict is not None:
             assert self.strikes is not None
             self.strikes.setdefault(sender_id, []).append(sent_at)
             if verdict.verdict == "remove":
-                self.members.pop((group.pk, sender_id), None)
-        self.seen.add((group.pk, external_id[:255]))
-        self.flood.setdefault((group.pk, sender_id, text), []).append(sent_at)
+                self.members.pop((gid, sender_id), None)
+        self.seen.add((gid, external_id))
+        flood_key = (gid, sender_id, text)
+        if flood_key in self.flood:
+            self.flood[flood_key].append(sent_at)
+        else:
+            self.flood[flood_key] = [sent_at]
         facts = message_facts(text, msgtype, stored)
-        reply_author = self.authors.get((group.pk, facts.reply_to[:255])) if facts.reply_to else None
-        self.authors[(group.pk, external_id[:255])] = sender_id
+        authors = self.authors
+        reply_author = authors.get((gid, facts.reply_to[:255])) if facts.reply_to else None
+        authors[(gid, external_id)] = sender_id
         if self.counter is None:
             self.counter = ActivityCounter()
+        tz = group.workspace.tz
+        day_key = (tz, int(sent_at.timestamp()) // 900)  # zones are offset by whole quarter hours
+        day = self.days.get(day_key)
+        if day is None:
+            day = self.days[day_key] = local_day(sent_at, tz)
+        mentioned = self.mentioned
         self.counter.count_message(
-            workspace_id=group.workspace_id, group_id=group.pk, sender_id=sender_id, day=local_day(sent_at, group.workspace.tz),
+            workspace_id=group.workspace_id, group_id=gid, sender_id=sender_id, day=day,
             facts=facts, reply_author_id=reply_author,
-            mentioned_ids=[c for m in facts.mentions if (c := self.mentioned.get((account.pk, m))) is not None],
+            mentioned_ids=[c for m in facts.mentions if (c := mentioned.get((account_id, m))) is not None] if facts.mentions else (),
         )
         return "ok"
 
-    def _decide_reply(self, account: ChannelAccount, group: Group, text: str, sent_at: dt.datetime, autoreply: Any) -> Any:
+    def _decide_reply(self, account: ChannelAccount, group: Group, text: str, sent_at: dt.datetime) -> Any:
+        from siyu.communities import autoreply
+
         rules = autoreply.rules_for(group.workspace_id)
         if not rules or not autoreply.triggered(rules, group.pk, text):
             return None

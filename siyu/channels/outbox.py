@@ -87,6 +87,10 @@ def _schedule(outbox_id: int, delay: float | None = None) -> None:
         deliver_outbox_task(outbox_id)
 
 
+_ENQUEUED = ("workspace_id", "account_id", "idempotency_key", "command", "target", "payload", "status", "attempts", "next_attempt_at",
+             "error_code", "error", "external_id", "created_at")
+
+
 def do_enqueue_many(items: list[tuple[ChannelAccount, Command, dt.datetime | None]]) -> dict[str, int]:
     """The bulk twin of :func:`do_enqueue` for the batch processor:
     ``(account, command, not_before)`` rows stored once per idempotency key with one
@@ -95,23 +99,27 @@ def do_enqueue_many(items: list[tuple[ChannelAccount, Command, dt.datetime | Non
     command. Returns the outbox id per (truncated) key, existing rows included."""
     if not items:
         return {}
+    from siyu.channels.inbox import insert_rows, select_in
+
     now = timezone.now()
     workspaces = {account.workspace_id for account, _c, _n in items}
     keys = [command.idempotency_key[:200] for _a, command, _n in items]
     with transaction.atomic():
-        existing = dict(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=keys).values_list("idempotency_key", "pk"))
-        fresh: dict[str, OutboxMessage] = {}
+        # plain statements: the ORM's per-row preparation costs more than these few rows
+        existing = dict(select_in(OutboxMessage, ("idempotency_key", "id"), "idempotency_key", set(keys), workspace_id=workspaces))
+        fresh: dict[str, tuple[Any, ...]] = {}
         due: set[str] = set()
         for (account, command, not_before), key in zip(items, keys, strict=True):
             if key in existing or key in fresh:
                 continue
-            fresh[key] = OutboxMessage(workspace_id=account.workspace_id, account=account, idempotency_key=key, command=command.kind.value,
-                                       target=command.target, payload=command.payload, next_attempt_at=not_before or now)
+            fresh[key] = (account.workspace_id, account.pk, key, command.kind.value, command.target, command.payload, OutboxStatus.PENDING.value,
+                          0, not_before or now, "", "", "", now)
             if not_before is None or not_before <= now:
                 due.add(key)
-        OutboxMessage.objects.bulk_create(list(fresh.values()))
+        insert_rows(OutboxMessage, _ENQUEUED, list(fresh.values()))
         ids = dict(existing)
-        ids.update(OutboxMessage.objects.filter(workspace_id__in=workspaces, idempotency_key__in=list(fresh)).values_list("idempotency_key", "pk"))
+        if fresh:
+            ids.update(select_in(OutboxMessage, ("idempotency_key", "id"), "idempotency_key", list(fresh), workspace_id=workspaces))
         if due:
             def _deliver(batch: set[Any]) -> None:
                 from siyu.worker.tasks import deliver_outbox_batch_task

@@ -197,6 +197,7 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
     rows are delivered by one task after commit. Returns case ids by message id."""
     from siyu.accounts.events import _jsonable, current_via
     from siyu.accounts.models import AuditEntry
+    from siyu.channels.inbox import insert_rows, select_in
     from siyu.channels.outbox import do_enqueue_many
     from siyu.contacts.actions import schedule_rule_evaluation
     from siyu.contacts.events import EventKind, schedule_event_fanout
@@ -205,7 +206,9 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
     if not items:
         return {}
     with transaction.atomic():
-        taken = set(ModerationCase.objects.filter(message_id__in=[i.message_id for i in items]).values_list("message_id", flat=True))
+        # plain statements (``select_in``/``insert_rows``): a few rows each, where the
+        # ORM's per-statement preparation would cost more than the database's work
+        taken = {m for (m,) in select_in(ModerationCase, ("message_id",), "message_id", {i.message_id for i in items})}
         items = [i for i in items if i.message_id not in taken]
         if not items:
             return {}
@@ -235,17 +238,15 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
         if closing:
             Membership.objects.filter(pk__in=list(closing), left_at__isnull=True).update(left_at=now)
             leave_keys = {f"leave:{pk}": pk for pk in closing}
-            have = set(ContactEvent.objects.filter(workspace_id__in={i.group.workspace_id for i in closing.values()},
-                                                   idempotency_key__in=list(leave_keys)).values_list("idempotency_key", flat=True))
-            ContactEvent.objects.bulk_create([
-                ContactEvent(workspace_id=closing[pk].group.workspace_id, contact_id=closing[pk].sender_id, kind=EventKind.LEFT_GROUP,
-                             occurred_at=now, idempotency_key=key,
-                             data={"group_id": closing[pk].group.pk, "group": closing[pk].group.name, "reason": reason})
+            spaces = {i.group.workspace_id for i in closing.values()}
+            have = {k for (k,) in select_in(ContactEvent, ("idempotency_key",), "idempotency_key", set(leave_keys), workspace_id=spaces)}
+            insert_rows(ContactEvent, ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at"), [
+                (closing[pk].group.workspace_id, closing[pk].sender_id, EventKind.LEFT_GROUP, now, key,
+                 {"group_id": closing[pk].group.pk, "group": closing[pk].group.name, "reason": reason}, now)
                 for key, pk in leave_keys.items() if key not in have
             ])
-            schedule_event_fanout(list(ContactEvent.objects.filter(
-                workspace_id__in={i.group.workspace_id for i in closing.values()},
-                idempotency_key__in=[k for k in leave_keys if k not in have]).values_list("pk", flat=True)))
+            schedule_event_fanout([pk for (pk,) in select_in(ContactEvent, ("id",), "idempotency_key", [k for k in leave_keys if k not in have],
+                                                              workspace_id=spaces)])
             schedule_rule_evaluation([i.sender_id for i in closing.values()])
         via = current_via.get()
         cases = []
@@ -260,29 +261,21 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
                     applied.append({"membership_closed": value})
             evidences.append({"text": item.text[:500], "sender": item.member_id, "group": item.group.name, "rule": decision.rule,
                               **decision.as_dict()})
-            cases.append(ModerationCase(
-                workspace_id=item.group.workspace_id, group=item.group, message_id=item.message_id, contact_id=item.sender_id,
-                verdict=decision.verdict.value, reasons=decision.as_dict()["reasons"], text=item.text[:2000], rule=decision.rule[:100],
-                note=decision.note[:300], applied=applied,
-            ))
-        ModerationCase.objects.bulk_create(cases)
-        case_ids = dict(ModerationCase.objects.filter(message_id__in=[i.message_id for i in items]).values_list("message_id", "pk"))
-        Strike.objects.bulk_create([
-            Strike(workspace_id=i.group.workspace_id, contact_id=i.sender_id, group=i.group, case_id=case_ids[i.message_id], created_at=i.sent_at)
-            for i in items
-        ])
-        audits = [
-            AuditEntry(workspace_id=closing[pk].group.workspace_id, actor=None, action="member.left", target_type="membership",
-                       target_id=str(pk), summary=reason, via=via)
-            for pk in closing
-        ]
+            cases.append((item.group.workspace_id, item.group.pk, item.message_id, item.sender_id, decision.verdict.value, decision.rule[:100],
+                          decision.note[:300], decision.as_dict()["reasons"], item.text[:2000], applied, now))
+        insert_rows(ModerationCase, ("workspace_id", "group_id", "message_id", "contact_id", "verdict", "rule", "note", "reasons", "text", "applied",
+                                     "created_at"), cases)
+        case_ids = dict(select_in(ModerationCase, ("message_id", "id"), "message_id", [i.message_id for i in items]))
+        insert_rows(Strike, ("workspace_id", "contact_id", "group_id", "case_id", "created_at"),
+                    [(i.group.workspace_id, i.sender_id, i.group.pk, case_ids[i.message_id], i.sent_at) for i in items])
+        columns = ("workspace_id", "actor_id", "action", "target_type", "target_id", "summary", "before", "after", "via", "created_at")
+        audits = [(closing[pk].group.workspace_id, None, "member.left", "membership", str(pk), reason, None, None, via, now) for pk in closing]
         audits += [
-            AuditEntry(workspace_id=i.group.workspace_id, actor=None, action="moderation.applied", target_type="moderationcase",
-                       target_id=str(case_ids[i.message_id]), summary=f"{i.decision.verdict.value}: {i.sender_name} in {i.group.name}"[:300],
-                       after=_jsonable(evidence), via=via)
+            (i.group.workspace_id, None, "moderation.applied", "moderationcase", str(case_ids[i.message_id]),
+             f"{i.decision.verdict.value}: {i.sender_name} in {i.group.name}"[:300], None, _jsonable(evidence), via, now)
             for i, evidence in zip(items, evidences, strict=True)
         ]
-        AuditEntry.objects.bulk_create(audits)
+        insert_rows(AuditEntry, columns, audits)
     return case_ids
 
 
