@@ -293,3 +293,44 @@ def test_deliveries_stored_in_one_transaction_are_handed_to_the_worker_together(
         stored = [row.pk for event in events for row, _ in do_receive(account, [event])]
 
     assert scheduled == [sorted(set(stored))]
+
+
+def test_vip_and_hand_assigned_admins_are_exempt_in_the_batch_as_in_the_per_event_path():
+    from siyu.communities.actions import do_set_member_role
+    from siyu.communities.models import MemberRole
+    from siyu.contacts.actions import do_get_or_create_tag, do_tag_contacts
+    from siyu.contacts.models import Contact
+
+    def msg(i, sender, text):
+        return (InboundKind.MESSAGE, f"x{i}", T0 + dt.timedelta(minutes=i),
+                {"group_id": "room1", "sender_id": sender, "sender_name": sender.upper(), "message_id": f"$x{i}", "text": text})
+
+    def join(i, member):
+        return (InboundKind.MEMBER_JOINED, f"xj{i}", T0 + dt.timedelta(minutes=i), {"group_id": "room1", "member_id": member, "member_name": member.upper()})
+
+    people = ["vip", "adm", "inferred", "bob"]
+    messages = [msg(10 + i, who, f"看这里 https://shop.example.com/{who}") for i, who in enumerate(people)]
+    snapshots = []
+    for path in ("per_event", "batch"):
+        ws, account = _workspace()
+        for pk in _store(account, [join(i, who) for i, who in enumerate(people)]):
+            process(pk)
+        do_tag_contacts(ws, None, [Contact.objects.get(workspace=ws, name="VIP")], [do_get_or_create_tag(ws, None, group_name="等级", name="VIP")])
+        members = {m.contact.name: m for m in Membership.objects.in_workspace(ws).select_related("contact")}
+        do_set_member_role(members["ADM"], None, role=MemberRole.ADMIN)
+        Membership.objects.filter(pk=members["INFERRED"].pk).update(role=MemberRole.ADMIN)  # inferred, not assigned: no exemption
+        ids = _store(account, messages)
+        if path == "per_event":
+            for pk in ids:
+                process(pk)
+        else:
+            assert process_batch(ids)["fallback"] == 0
+        snapshot = _snapshot(ws)
+        # the tagging above happens "now", in each run
+        snapshot["timeline_detail"] = [(n, k, None if k == "tagged" else at, r) for n, k, at, r in snapshot["timeline_detail"]]
+        snapshots.append(snapshot)
+
+    per_event, batched = snapshots
+    for key in per_event:
+        assert batched[key] == per_event[key], (key, sorted(set(batched[key]) ^ set(per_event[key])))
+    assert sorted(text for _verdict, text in per_event["cases"]) == ["看这里 https://shop.example.com/bob", "看这里 https://shop.example.com/inferred"]
