@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from siyu.channels.actions import do_create_staff_task
 from siyu.channels.base import Capability, Command, CommandKind, InboundKind
-from siyu.channels.inbox import insert_rows, select_in
+from siyu.channels.inbox import insert_new_rows, insert_rows, select_in
 from siyu.channels.models import ChannelAccount, InboxEvent
 from siyu.channels.registry import adapter_for
 from siyu.communities.actions import (
@@ -725,18 +725,22 @@ class MessageBatch:
         insert_rows(GroupMessage, ("workspace_id", "group_id", "sender_id", "external_id", "msgtype", "text", "data", "sent_at"),
                     [(m.workspace_id, m.group_id, m.sender_id, m.external_id, m.msgtype, m.text, m.data, m.sent_at) for m in messages])
         keys = {f"msg:{m.group_id}:{m.external_id}"[:200]: m for m in messages}
-        workspaces = {m.workspace_id for m in messages}
-        taken = {k for (k,) in select_in(ContactEvent, ("idempotency_key",), "idempotency_key", keys, workspace_id=workspaces)}
         now = timezone.now()
+        columns = ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at")
         events = [
             (m.workspace_id, m.sender_id, EventKind.MESSAGE, m.sent_at, key,
              {"group_id": m.group_id, "group": m.group.name, "text": m.text[:200], "msgtype": m.msgtype}, now)
-            for key, m in keys.items() if key not in taken
+            for key, m in keys.items()
         ]
-        insert_rows(ContactEvent, ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at"), events)
-        self.event_ids.extend(
-            pk for (pk,) in select_in(ContactEvent, ("id",), "idempotency_key", [e[4] for e in events], workspace_id=workspaces)
-        )
+        # a timeline event already stored under its key (a replay) is kept, not doubled
+        inserted = insert_new_rows(ContactEvent, columns, events)
+        if inserted is None:
+            workspaces = {m.workspace_id for m in messages}
+            taken = {k for (k,) in select_in(ContactEvent, ("idempotency_key",), "idempotency_key", keys, workspace_id=workspaces)}
+            events = [e for e in events if e[4] not in taken]
+            insert_rows(ContactEvent, columns, events)
+            inserted = [pk for (pk,) in select_in(ContactEvent, ("id",), "idempotency_key", [e[4] for e in events], workspace_id=workspaces)]
+        self.event_ids.extend(inserted)
         acted = [m for _a, m, reply, verdict, _s in self.pending if reply is not None or verdict is not None]
         if acted:
             # outbox keys and cases name the message: fetch the ids of the few acted on

@@ -334,3 +334,20 @@ def test_vip_and_hand_assigned_admins_are_exempt_in_the_batch_as_in_the_per_even
     for key in per_event:
         assert batched[key] == per_event[key], (key, sorted(set(batched[key]) ^ set(per_event[key])))
     assert sorted(text for _verdict, text in per_event["cases"]) == ["看这里 https://shop.example.com/bob", "看这里 https://shop.example.com/inferred"]
+
+
+def test_without_insert_returning_the_batch_stores_the_same_timeline(monkeypatch):
+    """SQLite before 3.35 cannot return the ids of a multi-row insert: the batch looks
+    the stored keys up instead, with the same result."""
+    from django.db import connection
+
+    one_ws, one_account = _workspace()
+    batch_ws, batch_account = _workspace()
+    one_ids, batch_ids = _store(one_account, _script()), _store(batch_account, _script())
+    for pk in one_ids:
+        process(pk)
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+
+    process_batch(batch_ids)
+
+    assert _snapshot(batch_ws) == _snapshot(one_ws)
