@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.db.models import Max, Min
+from django.utils.translation import gettext
 
 from siyu.communities.models import Group, GroupMessage, HealthState, Membership
 from siyu.communities.roles import day_bounds
@@ -82,23 +83,27 @@ class HealthFigures:
 
 
 def state_for(f: HealthFigures) -> tuple[str, list[str]]:
-    """The state and the reasons behind it (pure; the rules are in the module docstring)."""
+    """The state and the reasons behind it (pure; the rules are in the module docstring;
+    the reasons in the active language — the workspace's, zh-hans, when the worker stores
+    them)."""
     if f.silence_days >= SILENT_DAYS:
-        return HealthState.SILENT, [f"no messages for {f.silence_days} days"]
+        return HealthState.SILENT, [gettext("no messages for %(days)s days") % {"days": f.silence_days}]
     reasons: list[str] = []
     keep = 1 - DROP
     if f.messages_base is not None and f.messages_base >= 1 and f.messages_avg7 <= keep * f.messages_base:
-        reasons.append(f"messages {f.messages_avg7:.1f}/day vs {f.messages_base:.1f}/day before (−{1 - f.messages_avg7 / f.messages_base:.0%})")
+        reasons.append(gettext("messages %(now).1f/day vs %(before).1f/day before (−%(drop)s)") % {
+            "now": f.messages_avg7, "before": f.messages_base, "drop": f"{1 - f.messages_avg7 / f.messages_base:.0%}"})
     if f.talkers_base is not None and f.talkers_base >= 1 and f.talkers_avg7 <= keep * f.talkers_base:
-        reasons.append(f"talkers {f.talkers_avg7:.1f}/day vs {f.talkers_base:.1f}/day before (−{1 - f.talkers_avg7 / f.talkers_base:.0%})")
+        reasons.append(gettext("talkers %(now).1f/day vs %(before).1f/day before (−%(drop)s)") % {
+            "now": f.talkers_avg7, "before": f.talkers_base, "drop": f"{1 - f.talkers_avg7 / f.talkers_base:.0%}"})
     ratio7 = f.talkers_avg7 / f.members if f.members else 0.0
     if f.members >= RATIO_MIN_MEMBERS and f.observed_days >= RECENT_DAYS and ratio7 < RATIO_FLOOR:
-        reasons.append(f"only {ratio7:.1%} of members talk on a day (floor {RATIO_FLOOR:.0%})")
+        reasons.append(gettext("only %(ratio)s of members talk on a day (floor %(floor)s)") % {"ratio": f"{ratio7:.1%}", "floor": f"{RATIO_FLOOR:.0%}"})
     if reasons:
         return HealthState.FADING, reasons
     if f.members and ratio7 >= THRIVING_RATIO and f.talkers_avg7 >= THRIVING_MIN_TALKERS:
-        return HealthState.THRIVING, [f"{ratio7:.0%} of members talk on a day"]
-    return HealthState.STEADY, [f"{ratio7:.1%} of members talk on a day"]
+        return HealthState.THRIVING, [gettext("%(ratio)s of members talk on a day") % {"ratio": f"{ratio7:.0%}"}]
+    return HealthState.STEADY, [gettext("%(ratio)s of members talk on a day") % {"ratio": f"{ratio7:.1%}"}]
 
 
 def health_series(group: Group, first: dt.date, last: dt.date) -> list[HealthFigures]:

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import Count, Sum
+from django.utils.translation import gettext, ngettext
 
 from siyu.communities.models import Group, MemberDayActivity, MemberRole, Membership
 
@@ -92,27 +93,29 @@ def thresholds(stats: Sequence[MemberStats]) -> GroupThresholds:
 
 
 def classify(s: MemberStats, t: GroupThresholds, *, window_days: int = WINDOW_DAYS) -> Inference:
-    """The role the numbers suggest for one member, with its explanation (pure)."""
-    period = f"in {window_days} days"
+    """The role the numbers suggest for one member, with its explanation (pure; in the
+    active language — the workspace's, zh-hans, when the worker stores it)."""
+    n = {"days": window_days, "messages": s.messages, "replies": s.replies_received, "mentions": s.mentions, "links": s.links, "cases": s.cases}
     if s.cases:
-        return Inference(MemberRole.REBEL, f"{s.cases} moderation case{'s' if s.cases != 1 else ''} {period} (ads or banned content)")
+        return Inference(MemberRole.REBEL, ngettext("%(cases)s moderation case in %(days)s days (ads or banned content)",
+                                                    "%(cases)s moderation cases in %(days)s days (ads or banned content)", s.cases) % n)
     if s.messages == 0:
-        mentions = f"; @-mentioned {s.mentions} times" if s.mentions else ""
-        return Inference(MemberRole.LURKER, f"no messages {period}{mentions}")
+        if s.mentions:
+            return Inference(MemberRole.LURKER, gettext("no messages in %(days)s days; @-mentioned %(mentions)s times") % n)
+        return Inference(MemberRole.LURKER, gettext("no messages in %(days)s days") % n)
     ratio = s.replies_received / s.messages
     if s.messages >= t.messages and s.replies_received >= t.replies:
         return Inference(
-            MemberRole.CORE,
-            f"{s.messages} messages and {s.replies_received} replies received {period} — top 10% of this group",
+            MemberRole.CORE, gettext("%(messages)s messages and %(replies)s replies received in %(days)s days — top 10%% of this group") % n,
         )
     if (s.replies_received >= t.replies and ratio >= 1) or (s.links >= t.links and ratio >= 0.5):
         return Inference(
             MemberRole.EXPERT,
-            f"{s.replies_received} replies to {s.messages} messages and {s.links} links shared {period} — others answer what they post",
+            gettext("%(replies)s replies to %(messages)s messages and %(links)s links shared in %(days)s days — others answer what they post") % n,
         )
     if s.mentions >= t.mentions:
-        return Inference(MemberRole.MASCOT, f"@-mentioned {s.mentions} times {period} — top 10% of this group")
-    return Inference(MemberRole.ONLOOKER, f"{s.messages} message{'s' if s.messages != 1 else ''} {period}")
+        return Inference(MemberRole.MASCOT, gettext("@-mentioned %(mentions)s times in %(days)s days — top 10%% of this group") % n)
+    return Inference(MemberRole.ONLOOKER, ngettext("%(messages)s message in %(days)s days", "%(messages)s messages in %(days)s days", s.messages) % n)
 
 
 def day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:

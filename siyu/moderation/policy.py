@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from django.utils.translation import gettext, ngettext
+
 from siyu.moderation.detectors import Finding
 
 
@@ -117,12 +119,13 @@ def decide(
     senders (staff, allow-listed VIPs, group admins) are always allowed. Reasons are
     ordered strongest first."""
     if exempt or not findings:
-        return Decision(Verdict.ALLOW, note="exempt sender" if exempt and findings else "")
+        return Decision(Verdict.ALLOW, note=gettext("exempt sender") if exempt and findings else "")
     table = {**DEFAULT_ACTIONS, **(actions or {})}
     ranked = sorted(findings, key=lambda f: -table.get(f.detector, Verdict.WARN).rank)
     verdict = table.get(ranked[0].detector, Verdict.WARN)
     if verdict == Verdict.ALLOW:
         return Decision(Verdict.ALLOW)
     raised = (escalation or Escalation()).apply(verdict, prior_strikes) if prior_strikes else verdict
-    note = f"repeat offender: {prior_strikes} earlier strike(s)" if raised != verdict else ""
+    note = ngettext("repeat offender: %(n)s earlier strike", "repeat offender: %(n)s earlier strikes", prior_strikes) % {"n": prior_strikes} \
+        if raised != verdict else ""
     return Decision(raised, tuple(f for f in ranked if table.get(f.detector, Verdict.WARN) != Verdict.ALLOW), note)

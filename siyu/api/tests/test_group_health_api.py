@@ -34,7 +34,7 @@ def test_health_returns_the_stored_days_oldest_first(workspace, owner, api):
         "day": "2026-06-04", "state": "fading", "messages": 2, "talkers": 2, "members": 10, "active_ratio": 0.2,
         "messages_avg7": 2.0, "talkers_avg7": 2.0, "messages_base": 6.0, "talkers_base": 6.0, "newcomers": 0,
         "newcomer_retention": None, "silence_days": 0, "ads_caught": 0,
-        "reasons": ["messages 2.0/day vs 6.0/day before (−67%)", "talkers 2.0/day vs 6.0/day before (−67%)"],
+        "reasons": ["日均消息 2.0 条，此前 6.0 条（下降 67%）", "日均发言人数 2.0 人，此前 6.0 人（下降 67%）"],
     }
     assert api.get(f"/groups/{group.pk}/health", {"days": 0}).json()["error"]["code"] == "invalid_days"
 
@@ -70,7 +70,7 @@ def test_roles_list_hand_set_and_inferred_with_reasons(workspace, owner, api):
 
     assert [(i["contact_name"], i["role"], i["role_assigned"], i["reason"], i["evaluated_on"]) for i in items] == [
         ("管理员", "admin", True, "set by hand", None),
-        ("潜水员", "lurker", False, "no messages in 30 days", "2026-06-04"),
+        ("潜水员", "lurker", False, "30 天内未发言", "2026-06-04"),
     ]
 
 

@@ -179,7 +179,7 @@ def test_batch_applies_warnings_escalation_and_flooding_as_the_per_event_path_do
     assert sorted((v, t) for v, t in per_event["cases"]) == [("delete", "刷一下"), ("remove", "看这里 https://shop.example.com/1"),
                                                              ("warn", "听说竞品宝更便宜")]
     assert per_event["left"] == [("ANN", "福利2群")]
-    assert [row[4] for row in per_event["case_detail"] if row[2] == "remove"] == ["repeat offender: 1 earlier strike(s)"]
+    assert [row[4] for row in per_event["case_detail"] if row[2] == "remove"] == ["屡次违规：此前已有 1 次记录"]
 
 
 def test_duplicate_delivery_of_a_batch_stores_and_processes_once():

@@ -3,6 +3,7 @@ import zoneinfo
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from siyu.accounts.models import AuditEntry
 from siyu.channels.models import StaffTask
@@ -55,6 +56,13 @@ def fading_group(ws, owner=None, *, members=30, account=None, external_id="", la
 
 def test_state_rules():
     base: dict[str, Any] = {"day": LAST, "members": 100}
+    # reasons in the active language: the workspace's (zh-hans) when the worker stores them
+    assert state_for(HealthFigures(**base, talkers_avg7=1.5)) == (HealthState.FADING, ["每天仅 1.5% 的成员发言（底线 2%）"])
+    with translation.override("en"):
+        _state_rules_in_english(base)
+
+
+def _state_rules_in_english(base):
     assert state_for(HealthFigures(**base, silence_days=7)) == (HealthState.SILENT, ["no messages for 7 days"])
     fading = HealthFigures(**base, messages_avg7=6, messages_base=10, talkers_avg7=5, talkers_base=5)
     assert state_for(fading) == (HealthState.FADING, ["messages 6.0/day vs 10.0/day before (−40%)"])
@@ -88,7 +96,7 @@ def test_daily_figures_of_a_group():
         "messages_avg7": 2.0, "talkers_avg7": 2.0, "messages_base": 6.048, "talkers_base": 6.048,  # the newcomer's hello
         "newcomers": 2, "newcomer_retention": 0.5, "silence_days": 0, "ads_caught": 0,
         "state": "fading",
-        "reasons": ["messages 2.0/day vs 6.0/day before (−67%)", "talkers 2.0/day vs 6.0/day before (−67%)"],
+        "reasons": ["日均消息 2.0 条，此前 6.0 条（下降 67%）", "日均发言人数 2.0 人，此前 6.0 人（下降 67%）"],
         "observed_days": 7,
     }
     assert [f.day for f in series] == [dt.date(2026, 6, 3), LAST]
@@ -112,7 +120,7 @@ def test_a_fading_group_raises_one_alert_per_transition_with_a_task_for_its_owne
     alert = Alert.objects.get(group=group)
     assert (alert.kind, alert.day, alert.from_state, alert.to_state) == ("group_fading", dt.date(2026, 6, 2), "thriving", "fading")
     assert alert.message == (
-        "社群「静安福利群」活跃度下滑：messages 3.1/day vs 6.0/day before (−48%); talkers 3.1/day vs 6.0/day before (−48%)"
+        "社群「静安福利群」活跃度下滑：日均消息 3.1 条，此前 6.0 条（下降 48%）; 日均发言人数 3.1 人，此前 6.0 人（下降 48%）"
     )
     task = StaffTask.objects.get(pk=alert.staff_task_id)
     assert (task.kind, task.assignee_id, task.status, task.title) == (

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from django.utils import translation
 
 from siyu.accounts.models import AuditEntry
 from siyu.channels.actions import do_create_channel_account
@@ -41,8 +42,17 @@ def test_percentile_is_nearest_rank():
     assert percentile([0, 0, 12, 41], 75) == 12
 
 
-def test_classify_explains_each_role():
+def test_classify_explains_each_role_in_the_active_language():
     t = GroupThresholds(messages=10, replies=5, links=3, mentions=3)
+    # stored by the worker in the workspace language (zh-hans) …
+    assert classify(MemberStats(1, messages=32, replies_received=41), t).reason == "30 天内发言 32 条、收到回复 41 条——位列本群前 10%"
+    assert classify(MemberStats(1, messages=0, mentions=2), t).reason == "30 天内未发言；被 @ 2 次"
+    assert classify(MemberStats(1, messages=40, cases=2), t).reason == "30 天内被处理 2 次（广告或违规内容）"
+    with translation.override("en"):  # … and in English where English is active
+        _classify_in_english(t)
+
+
+def _classify_in_english(t):
     assert classify(MemberStats(1, messages=32, replies_received=41), t).reason == (
         "32 messages and 41 replies received in 30 days — top 10% of this group"
     )
@@ -74,11 +84,11 @@ def test_roles_are_inferred_relative_to_the_group_and_hand_set_roles_win():
     assert result == {"evaluated": 5, "changed": 4, "pending": 0}  # all but the onlooker (the default role)
     got = {key: (m.role, m.role_reason) for key, m in ((k, Membership.objects.get(pk=v.pk)) for k, v in members.items())}
     assert got == {
-        "core": ("core", "40 messages and 41 replies received in 30 days — top 10% of this group"),
-        "expert": ("expert", "12 replies to 3 messages and 0 links shared in 30 days — others answer what they post"),
-        "mascot": ("mascot", "@-mentioned 8 times in 30 days — top 10% of this group"),
-        "onlooker": ("onlooker", "2 messages in 30 days"),
-        "lurker": ("lurker", "no messages in 30 days"),
+        "core": ("core", "30 天内发言 40 条、收到回复 41 条——位列本群前 10%"),
+        "expert": ("expert", "30 天内发言 3 条、收到回复 12 条、分享链接 0 个——所发内容常有人回应"),
+        "mascot": ("mascot", "30 天内被 @ 8 次——位列本群前 10%"),
+        "onlooker": ("onlooker", "30 天内发言 2 条"),
+        "lurker": ("lurker", "30 天内未发言"),
     }
     assert _role(owner) == MemberRole.OWNER
     assert AuditEntry.objects.filter(action="member.roles_inferred", target_id=str(group.pk)).count() == 1
@@ -102,7 +112,7 @@ def test_a_member_with_an_ad_in_the_window_is_a_rebel():
     # then the member is a rebel, and the reason names the case
     membership.refresh_from_db()
     assert (membership.left_at, membership.role, membership.role_reason) == (
-        None, "rebel", "1 moderation case in 30 days (ads or banned content)"
+        None, "rebel", "30 天内被处理 1 次（广告或违规内容）"
     )
 
 
@@ -129,7 +139,7 @@ def test_a_new_inferred_role_replaces_the_current_one_only_after_it_holds_for_th
     # then the role stays "lurker" for HOLD_EVALUATIONS - 1 evaluations and flips on the HOLD-th
     assert HOLD_EVALUATIONS == 7
     assert roles == [("lurker", "onlooker", n) for n in range(1, HOLD_EVALUATIONS)] + [("onlooker", "", 0)]
-    assert (membership.role_reason, membership.role_candidate_since) == ("2 messages in 30 days", None)
+    assert (membership.role_reason, membership.role_candidate_since) == ("30 天内发言 2 条", None)
 
 
 def test_an_interrupted_candidate_starts_counting_again():

@@ -74,7 +74,7 @@ def test_repeat_offender_escalates_to_blacklist_across_all_groups(ws, account, g
     do_add_member(other, contact, None)  # re-invited by someone
     do_add_member(group, contact, None)
     case = say(account, "room1", "spammer", "看 www.c.com")
-    assert (case.verdict, case.note) == ("blacklist", "repeat offender: 2 earlier strike(s)")
+    assert (case.verdict, case.note) == ("blacklist", "屡次违规：此前已有 2 次记录")
     assert BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).count() == 1
     assert Membership.objects.filter(contact=contact, left_at__isnull=True).count() == 0
     removals = SandboxDelivery.objects.filter(command="remove_member").values_list("target", flat=True)
