@@ -733,14 +733,7 @@ class MessageBatch:
             for key, m in keys.items()
         ]
         # a timeline event already stored under its key (a replay) is kept, not doubled
-        inserted = insert_new_rows(ContactEvent, columns, events)
-        if inserted is None:
-            workspaces = {m.workspace_id for m in messages}
-            taken = {k for (k,) in select_in(ContactEvent, ("idempotency_key",), "idempotency_key", keys, workspace_id=workspaces)}
-            events = [e for e in events if e[4] not in taken]
-            insert_rows(ContactEvent, columns, events)
-            inserted = [pk for (pk,) in select_in(ContactEvent, ("id",), "idempotency_key", [e[4] for e in events], workspace_id=workspaces)]
-        self.event_ids.extend(inserted)
+        self.event_ids.extend(insert_new_rows(ContactEvent, columns, events))
         acted = [m for _a, m, reply, verdict, _s in self.pending if reply is not None or verdict is not None]
         if acted:
             # outbox keys and cases name the message: fetch the ids of the few acted on

@@ -100,16 +100,21 @@ def insert_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]]
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", values)
 
 
-def insert_new_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int] | None:
-    """:func:`insert_rows` for a table with a unique key: rows that would break it are
-    skipped (``ON CONFLICT DO NOTHING``), and the ids of the rows inserted are returned —
-    one multi-row statement instead of a lookup, an insert and a second lookup. ``None``
-    when the database cannot return them (SQLite before 3.35): then nothing was written
-    and the caller takes the long way."""
+def insert_new_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                    unique: tuple[str, str] = ("workspace_id", "idempotency_key")) -> list[int]:
+    """:func:`insert_rows` for a table with a unique ``(scope, key)`` pair (``unique``,
+    both among ``fields``): rows already stored under their pair are skipped, and the ids
+    of the rows inserted are returned. Where the database can return them (PostgreSQL,
+    SQLite ≥ 3.35) that is one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` statement;
+    otherwise a lookup of the stored pairs, an insert and a lookup of the new ids."""
     if not rows:
         return []
     if not connection.features.can_return_rows_from_bulk_insert:
-        return None
+        scope, key = (fields.index(name) for name in unique)
+        stored = set(select_in(model, unique, unique[1], {row[key] for row in rows}, **{unique[0]: {row[scope] for row in rows}}))
+        fresh = [row for row in rows if (row[scope], row[key]) not in stored]
+        insert_rows(model, fields, fresh)
+        return [pk for (pk,) in select_in(model, ("id",), unique[1], [row[key] for row in fresh], **{unique[0]: {row[scope] for row in fresh}})]
     table, columns, values = _insert_values(model, fields, rows)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     per_statement = max(1, 30000 // len(fields))  # under SQLite's bound-parameter limit

@@ -197,7 +197,7 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
     rows are delivered by one task after commit. Returns case ids by message id."""
     from siyu.accounts.events import _jsonable, current_via
     from siyu.accounts.models import AuditEntry
-    from siyu.channels.inbox import insert_rows, select_in
+    from siyu.channels.inbox import insert_new_rows, insert_rows, select_in
     from siyu.channels.outbox import do_enqueue_many
     from siyu.contacts.actions import schedule_rule_evaluation
     from siyu.contacts.events import EventKind, schedule_event_fanout
@@ -237,16 +237,11 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
         closing = {pk: item for item, plan in zip(items, plans, strict=True) for kind, pk in plan if kind == "membership_closed"}
         if closing:
             Membership.objects.filter(pk__in=list(closing), left_at__isnull=True).update(left_at=now)
-            leave_keys = {f"leave:{pk}": pk for pk in closing}
-            spaces = {i.group.workspace_id for i in closing.values()}
-            have = {k for (k,) in select_in(ContactEvent, ("idempotency_key",), "idempotency_key", set(leave_keys), workspace_id=spaces)}
-            insert_rows(ContactEvent, ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at"), [
-                (closing[pk].group.workspace_id, closing[pk].sender_id, EventKind.LEFT_GROUP, now, key,
-                 {"group_id": closing[pk].group.pk, "group": closing[pk].group.name, "reason": reason}, now)
-                for key, pk in leave_keys.items() if key not in have
-            ])
-            schedule_event_fanout([pk for (pk,) in select_in(ContactEvent, ("id",), "idempotency_key", [k for k in leave_keys if k not in have],
-                                                              workspace_id=spaces)])
+            schedule_event_fanout(insert_new_rows(
+                ContactEvent, ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at"),
+                [(item.group.workspace_id, item.sender_id, EventKind.LEFT_GROUP, now, f"leave:{pk}",
+                  {"group_id": item.group.pk, "group": item.group.name, "reason": reason}, now) for pk, item in closing.items()],
+            ))
             schedule_rule_evaluation([i.sender_id for i in closing.values()])
         via = current_via.get()
         cases = []
