@@ -110,26 +110,33 @@ def _char_class(codes: list[int]) -> str:
 
 @functools.cache
 def _plain_classes() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``(plain, kept)``: a pattern for text made only of plain characters that need no
+    traditional → simplified mapping (those go the long way: rare in chat), and one that
+    finds the runs of characters squeezing keeps."""
     plain, dropped = [], []
     not_word = re.compile(r"[\W_]")
     for low, high in _PLAIN_BLOCKS:
         for code in range(low, high + 1):
             ch = chr(code)
             norm = unicodedata.normalize("NFKC", ch)
-            if _plain(ch) and _plain(norm) and _plain(norm.lower()):
+            if _plain(ch) and _plain(norm) and _plain(norm.lower()) and not _TRAD_CHARS.search(norm.lower()):
                 plain.append(code)
                 if not_word.match(ch) and squeeze_words(normalise(ch)) == "":
                     dropped.append(code)
-    plain.extend(range(_CJK[0], _CJK[1] + 1))
-    return re.compile(_char_class(sorted(plain)) + "*"), re.compile(_char_class(dropped) + "+")
+    plain.extend(code for code in range(_CJK[0], _CJK[1] + 1) if code not in _TRAD_TABLE)
+    return re.compile(_char_class(sorted(plain)) + "*"), re.compile("[^" + _char_class(dropped)[1:] + "+")
 
 
 def words_text(text: str) -> str:
     """``squeeze_words(normalise(text))``, cheaper: for plain text the characters that
-    squeeze to nothing (spaces, punctuation, emoji) are dropped before normalising."""
-    plain, dropped = _plain_classes()
+    squeeze to nothing (spaces, punctuation, emoji) are dropped before normalising, and
+    there is no traditional character to map."""
+    plain, kept = _plain_classes()
     if plain.fullmatch(text) is None:
         return squeeze_words(normalise(text))
-    norm = normalise(dropped.sub("", text))
+    text = "".join(kept.findall(text))
+    if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower()
     # isalnum() is exactly "every character is \w but not _": nothing left to squeeze
-    return norm if norm.isalnum() else squeeze_words(norm)
+    return text if text.isalnum() else squeeze_words(text)
