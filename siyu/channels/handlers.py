@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from siyu.channels.actions import do_create_staff_task
 from siyu.channels.base import Capability, Command, CommandKind, InboundKind
-from siyu.channels.inbox import insert_new_rows, insert_rows, select_in
+from siyu.channels.inbox import insert_new_rows, insert_rows, select_in, select_pairs
 from siyu.channels.models import ChannelAccount, InboxEvent
 from siyu.channels.registry import adapter_for
 from siyu.communities.actions import (
@@ -444,10 +444,6 @@ class MessageBatch:
                 self.flood.setdefault((group.pk, stored[0], stored[1]), []).append(stored[2])
         for rule_id, at in AutoReplyFiring.objects.filter(group=group).values_list("rule_id", "last_fired_at"):
             self.firings[(rule_id, group.pk)] = at
-        if group.pk not in self.settings:
-            from siyu.communities.group_settings import effective
-
-            self.settings[group.pk] = effective(group)
 
     @staticmethod
     def _memberships(query: Any) -> dict[tuple[int, int], tuple[int, bool]]:
@@ -486,12 +482,16 @@ class MessageBatch:
                                                       left_at=None)
             if g in gids
         }
-        ext_ids = {str(r.data.get("message_id") or r.dedupe_key)[:255] for r in rows}
-        self.seen = set(select_in(GroupMessage, ("group_id", "external_id"), "external_id", ext_ids, group_id=gids)) if gids else set()
-        reply_ids = {str(r.data.get("reply_to"))[:255] for r in rows if r.data.get("reply_to")}
-        self.authors = dict(
-            ((g, e), s) for g, e, s in GroupMessage.objects.filter(group_id__in=gids, external_id__in=reply_ids).values_list("group_id", "external_id", "sender_id")
-        ) if reply_ids else {}
+        ids: set[tuple[int, str]] = set()
+        replies: set[tuple[int, str]] = set()
+        for r in rows:
+            group = self.groups.get((r.account_id, str(r.data["group_id"])))
+            if group is not None:
+                ids.add((group.pk, str(r.data.get("message_id") or r.dedupe_key)[:255]))
+                if r.data.get("reply_to"):
+                    replies.add((group.pk, str(r.data["reply_to"])[:255]))
+        self.seen = set(select_pairs(GroupMessage, ("group_id", "external_id"), ("group_id", "external_id"), ids))
+        self.authors = {(g, e): s for g, e, s in select_pairs(GroupMessage, ("group_id", "external_id", "sender_id"), ("group_id", "external_id"), replies)}
         self.flood = {}
         self.loaded = {}
         self.names = self.tags = self.strikes = None
@@ -503,12 +503,16 @@ class MessageBatch:
             for g, s, text, at in _recent_same_texts(gids, cids, texts, first, last):
                 self.flood.setdefault((g, s, text), []).append(at)
         self.firings = {(r, g): at for r, g, at in AutoReplyFiring.objects.filter(group_id__in=gids).values_list("rule_id", "group_id", "last_fired_at")}
-        missing = [g for g in self.groups.values() if g.pk not in self.settings]
-        if missing:
+        self.stale = False
+
+    def _settings(self, group: Group) -> dict[str, Any]:
+        """The group's effective settings (quiet hours for an auto-reply), loaded when the
+        batch first needs them — for every group of the batch not loaded yet, at once."""
+        if group.pk not in self.settings:
             from siyu.communities.group_settings import effective_for_groups
 
-            self.settings.update(effective_for_groups(missing))
-        self.stale = False
+            self.settings.update(effective_for_groups([g for g in {group, *self.groups.values()} if g.pk not in self.settings]))
+        return self.settings[group.pk].values
 
     def _policy(self, group: Group) -> Any:
         return self._loaded(group).policy
@@ -704,7 +708,7 @@ class MessageBatch:
             return None
         last_fired = {rule: at for (rule, g), at in self.firings.items() if g == group.pk}
         reply = autoreply.decide(rules, group_id=group.pk, text=text, sent_at=sent_at, last_fired=last_fired,
-                                 settings=self.settings[group.pk].values, tz=group.workspace.tz)
+                                 settings=self._settings(group), tz=group.workspace.tz)
         if reply is not None:
             key = (reply.rule.pk, group.pk)
             if key not in self.firings or self.firings[key] < sent_at:
@@ -733,7 +737,7 @@ class MessageBatch:
             for key, m in keys.items()
         ]
         # a timeline event already stored under its key (a replay) is kept, not doubled
-        self.event_ids.extend(insert_new_rows(ContactEvent, columns, events))
+        self.event_ids.extend(insert_new_rows(ContactEvent, columns, events).values())
         acted = [m for _a, m, reply, verdict, _s in self.pending if reply is not None or verdict is not None]
         if acted:
             # outbox keys and cases name the message: fetch the ids of the few acted on

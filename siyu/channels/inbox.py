@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -38,41 +38,37 @@ _RECEIVED = ("workspace_id", "account_id", "dedupe_key", "kind", "data", "raw", 
 
 def do_receive(account: ChannelAccount, events: Sequence[InboundEvent], *, raw: str = "") -> list[tuple[InboxEvent, bool]]:
     """Store inbound events (once per dedupe key) and schedule their processing after
-    commit; returns (row, created) per event. A delivery is stored with one lookup and
-    one bulk insert; if a concurrent receiver stored one of its keys first, the insert
-    rolls back to its savepoint and the events are stored one by one instead."""
+    commit; returns (row, created) per event. A delivery is stored with one
+    ``INSERT … ON CONFLICT DO NOTHING`` (:func:`insert_new_rows`): the keys stored
+    before — a redelivery, or a concurrent receiver that stored one first — are
+    skipped by the database and those rows read back."""
     stored: list[tuple[InboxEvent, bool]] = []
     new_ids: list[int] = []
     with transaction.atomic():
-        keys = [event.dedupe_key[:255] for event in events]
-        known = select_in(InboxEvent, ("dedupe_key",), "dedupe_key", set(keys), account_id=account.pk)
-        existing = {row.dedupe_key: row for row in InboxEvent.objects.filter(account=account, dedupe_key__in={k for (k,) in known})} if known else {}
         received_at = timezone.now()
         values: dict[str, dict[str, Any]] = {}
+        keys = [event.dedupe_key[:255] for event in events]
         for event, key in zip(events, keys, strict=True):
-            if key in existing or key in values:
+            if key in values:
                 continue
             values[key] = {
                 "workspace_id": account.workspace_id, "account_id": account.pk, "dedupe_key": key, "kind": event.kind.value, "data": event.data,
                 "raw": raw[:20000], "status": InboxStatus.IGNORED if event.kind == InboundKind.UNKNOWN else InboxStatus.PENDING, "error": "",
                 "attempts": 0, "occurred_at": event.occurred_at, "received_at": received_at, "processed_at": None,
             }
-        try:
-            with transaction.atomic():
-                insert_rows(InboxEvent, _RECEIVED, [tuple(v[name] for name in _RECEIVED) for v in values.values()])
-        except IntegrityError:
-            return _receive_one_by_one(account, events, raw)
-        fresh: dict[str, InboxEvent] = {}
-        if values:
-            ids = dict(select_in(InboxEvent, ("dedupe_key", "id"), "dedupe_key", list(values), account_id=account.pk))
-            attnames = [f.attname for f in InboxEvent._meta.concrete_fields]
-            built = instances(InboxEvent, attnames, [[ids[key] if name == "id" else v[name] for name in attnames] for key, v in values.items()])
-            for key, row in zip(values, built, strict=True):
-                fresh[key] = row
-                row._state.fields_cache["account"] = account
+        ids = {key: pk for (_a, key), pk in insert_new_rows(
+            InboxEvent, _RECEIVED, [tuple(v[name] for name in _RECEIVED) for v in values.values()], unique=("account_id", "dedupe_key"),
+        ).items()}
+        known = [key for key in values if key not in ids]
+        existing = {row.dedupe_key: row for row in InboxEvent.objects.filter(account=account, dedupe_key__in=known)} if known else {}
+        attnames = [f.attname for f in InboxEvent._meta.concrete_fields]
+        fresh = dict(zip(ids, instances(InboxEvent, attnames, [[ids[key] if name == "id" else values[key][name] for name in attnames] for key in ids]),
+                         strict=True))
+        for row in fresh.values():
+            row._state.fields_cache["account"] = account
         seen: set[str] = set()
         for key in keys:
-            if key in fresh and key not in seen:
+            if key in fresh and key not in seen:  # the first of its key in this delivery is the new row
                 seen.add(key)
                 stored.append((fresh[key], True))
                 if fresh[key].status == InboxStatus.PENDING:
@@ -101,32 +97,35 @@ def insert_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]]
 
 
 def insert_new_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                    unique: tuple[str, str] = ("workspace_id", "idempotency_key")) -> list[int]:
+                    unique: tuple[str, str] = ("workspace_id", "idempotency_key")) -> dict[tuple[Any, Any], int]:
     """:func:`insert_rows` for a table with a unique ``(scope, key)`` pair (``unique``,
-    both among ``fields``): rows already stored under their pair are skipped, and the ids
-    of the rows inserted are returned. Where the database can return them (PostgreSQL,
-    SQLite ≥ 3.35) that is one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` statement;
-    otherwise a lookup of the stored pairs, an insert and a lookup of the new ids."""
+    both among ``fields``): rows already stored under their pair are skipped, and the
+    rows inserted are returned as ``{(scope, key): id}``. Where the database can return
+    them (PostgreSQL, SQLite ≥ 3.35) that is one ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING`` statement; otherwise a lookup of the stored pairs, an insert and a lookup
+    of the new ids."""
     if not rows:
-        return []
+        return {}
+    scope, key = (fields.index(name) for name in unique)
     if not connection.features.can_return_rows_from_bulk_insert:
-        scope, key = (fields.index(name) for name in unique)
         stored = set(select_in(model, unique, unique[1], {row[key] for row in rows}, **{unique[0]: {row[scope] for row in rows}}))
-        fresh = [row for row in rows if (row[scope], row[key]) not in stored]
+        fresh = list({(row[scope], row[key]): row for row in rows if (row[scope], row[key]) not in stored}.values())
         insert_rows(model, fields, fresh)
-        return [pk for (pk,) in select_in(model, ("id",), unique[1], [row[key] for row in fresh], **{unique[0]: {row[scope] for row in fresh}})]
+        return {(s, k): pk for s, k, pk in select_in(model, (*unique, "id"), unique[1], [row[key] for row in fresh],
+                                                     **{unique[0]: {row[scope] for row in fresh}})}
     table, columns, values = _insert_values(model, fields, rows)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     per_statement = max(1, 30000 // len(fields))  # under SQLite's bound-parameter limit
-    ids: list[int] = []
+    returning = ", ".join(connection.ops.quote_name(model._meta.get_field(name).column) for name in ("id", *unique))
+    ids: dict[tuple[Any, Any], int] = {}
     with connection.cursor() as cursor:
         for start in range(0, len(values), per_statement):
             chunk = values[start:start + per_statement]
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name('id')}",
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} ON CONFLICT DO NOTHING RETURNING {returning}",
                 [value for row in chunk for value in row],
             )
-            ids.extend(pk for (pk,) in cursor.fetchall())
+            ids.update(((s, k), pk) for pk, s, k in cursor.fetchall())
     return ids
 
 
@@ -211,6 +210,33 @@ def select_in(model: Any, columns: Sequence[str], column: str, values: Any, **eq
     return out
 
 
+def select_pairs(model: Any, columns: Sequence[str], keys: tuple[str, str], pairs: Any) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM model`` for the rows whose ``keys`` (two integer or text
+    columns leading an index, like a group and a message id) equal one of ``pairs``: the
+    pairs go in as a ``VALUES`` list joined to the table, one index probe per pair. Two
+    ``IN`` lists (``a IN … AND b IN …``) would probe every combination — 20 groups × 500
+    ids are 10,000 probes for 500 answers."""
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    ops = connection.ops
+    meta = model._meta
+    name = lambda attname: ops.quote_name(meta.get_field(attname).column)  # noqa: E731
+    first, second = (name(k) for k in keys)
+    out: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), 450):
+            chunk = pairs[start:start + 450]
+            cursor.execute(
+                f"WITH wanted (a, b) AS (VALUES {', '.join(['(%s, %s)'] * len(chunk))}) "
+                f"SELECT {', '.join('t.' + name(c) for c in columns)} FROM wanted "
+                f"JOIN {ops.quote_name(meta.db_table)} t ON t.{first} = wanted.a AND t.{second} = wanted.b",
+                [value for pair in chunk for value in pair],
+            )
+            out.extend(cursor.fetchall())
+    return out
+
+
 def _json_adapter(field: Any) -> Any:
     """The backend's JSON adaptation, with ``None`` as SQL NULL as the ORM saves it. On
     SQLite (JSON stored as text) the text comes from orjson: several times faster than
@@ -252,39 +278,6 @@ def _datetime_adapter() -> Any:
         return last[1]
 
     return adapt
-
-
-def _receive_one_by_one(account: ChannelAccount, events: Sequence[InboundEvent], raw: str) -> list[tuple[InboxEvent, bool]]:
-    stored: list[tuple[InboxEvent, bool]] = []
-    new_ids: list[int] = []
-    with transaction.atomic():
-        for event in events:
-            key = event.dedupe_key[:255]
-            existing = InboxEvent.objects.filter(account=account, dedupe_key=key).first()
-            if existing is not None:
-                stored.append((existing, False))
-                continue
-            try:
-                with transaction.atomic():
-                    row = InboxEvent.objects.create(
-                        workspace_id=account.workspace_id,
-                        account=account,
-                        dedupe_key=key,
-                        kind=event.kind.value,
-                        data=event.data,
-                        raw=raw[:20000],
-                        occurred_at=event.occurred_at,
-                        status=InboxStatus.IGNORED if event.kind == InboundKind.UNKNOWN else InboxStatus.PENDING,
-                    )
-            except IntegrityError:
-                stored.append((InboxEvent.objects.get(account=account, dedupe_key=key), False))
-                continue
-            stored.append((row, True))
-            if row.status == InboxStatus.PENDING:
-                new_ids.append(row.pk)
-        if new_ids:
-            on_commit_batched("inbox_batch", None, new_ids, _schedule_ids)
-    return stored
 
 
 def do_receive_malformed(account: ChannelAccount, raw: str, error: str) -> InboxEvent:

@@ -10,6 +10,7 @@ processing time, so a replayed or re-processed message decides exactly as it did
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import threading
 import time
@@ -81,12 +82,21 @@ class CompiledRule:
     regex: re.Pattern[str] | None
 
     def matches(self, text: str) -> bool:
-        text = text[:MATCH_CHARS]
+        head = text[:MATCH_CHARS]
+        return self.matches_head(head, head.casefold())
+
+    def matches_head(self, head: str, folded: str) -> bool:
+        """:meth:`matches` on a text already cut to ``MATCH_CHARS`` (``head``) and
+        case-folded (``folded``): a message is prepared once for all the rules."""
         if self.match == AutoReplyMatch.EXACT:
-            return text.strip().casefold() == self.pattern.casefold()
+            return folded.strip() == self.folded
         if self.match == AutoReplyMatch.CONTAINS:
-            return self.pattern.casefold() in text.casefold()
-        return self.regex is not None and self.regex.search(text) is not None
+            return self.folded in folded
+        return self.regex is not None and self.regex.search(head) is not None
+
+    @functools.cached_property
+    def folded(self) -> str:
+        return self.pattern.casefold()
 
 
 _cache: dict[int, tuple[float, tuple[Any, ...], tuple[CompiledRule, ...]]] = {}
@@ -127,7 +137,9 @@ def triggered(rules: Sequence[CompiledRule], group_id: int, text: str) -> list[C
     """The rules (of this group or workspace-wide) the text triggers, in answer order."""
     if not text:
         return []
-    return [r for r in rules if (r.group_id is None or r.group_id == group_id) and r.matches(text)]
+    head = text[:MATCH_CHARS]
+    folded = head.casefold()
+    return [r for r in rules if (r.group_id is None or r.group_id == group_id) and r.matches_head(head, folded)]
 
 
 @dataclass(frozen=True)

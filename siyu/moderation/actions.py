@@ -237,11 +237,11 @@ def do_apply_verdicts(items: list[PendingVerdict]) -> dict[int, int]:
         closing = {pk: item for item, plan in zip(items, plans, strict=True) for kind, pk in plan if kind == "membership_closed"}
         if closing:
             Membership.objects.filter(pk__in=list(closing), left_at__isnull=True).update(left_at=now)
-            schedule_event_fanout(insert_new_rows(
+            schedule_event_fanout(list(insert_new_rows(
                 ContactEvent, ("workspace_id", "contact_id", "kind", "occurred_at", "idempotency_key", "data", "created_at"),
                 [(item.group.workspace_id, item.sender_id, EventKind.LEFT_GROUP, now, f"leave:{pk}",
                   {"group_id": item.group.pk, "group": item.group.name, "reason": reason}, now) for pk, item in closing.items()],
-            ))
+            ).values()))
             schedule_rule_evaluation([i.sender_id for i in closing.values()])
         via = current_via.get()
         cases = []
