@@ -527,10 +527,11 @@ class MessageBatch:
         return loaded
 
     def _repeats(self, group_id: int, sender_id: int, text: str, sent_at: dt.datetime, window: int) -> int:
-        if not text.strip():
+        earlier = self.flood.get((group_id, sender_id, text))
+        if not earlier or not text.strip():
             return 0
         since = sent_at - dt.timedelta(seconds=window)
-        return sum(1 for at in self.flood.get((group_id, sender_id, text), ()) if since <= at <= sent_at)
+        return sum(1 for at in earlier if since <= at <= sent_at)
 
     def _detect(self, loaded: Any, text: str, msgtype: str, data: dict[str, Any], repeats: int) -> list[Any]:
         """Detector findings; for plain messages below the flood threshold they depend

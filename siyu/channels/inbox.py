@@ -274,7 +274,10 @@ def _datetime_adapter() -> Any:
             return last[1]
         if value is None or value.tzinfo is None:
             return connection.ops.adapt_datetimefield_value(value)
-        last[0], last[1] = value, str(value.astimezone(zone).replace(tzinfo=None))
+        if value.tzinfo is zone is dt.timezone.utc:  # the usual case: ISO text without its "+00:00"
+            last[0], last[1] = value, value.isoformat(" ")[:-6]
+        else:
+            last[0], last[1] = value, str(value.astimezone(zone).replace(tzinfo=None))
         return last[1]
 
     return adapt
