@@ -20,7 +20,7 @@ from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
 
 __all__ = [
-    "BUILT_IN", "SETTINGS_KEYS", "Effective", "clean_values", "effective", "effective_for_groups", "in_quiet_hours",
+    "BUILT_IN", "OFF", "SETTINGS_KEYS", "SWITCHABLE", "Effective", "clean_values", "effective", "effective_for_groups", "in_quiet_hours",
     "quiet_hours_end", "render_template",
 ]
 
@@ -42,6 +42,10 @@ BUILT_IN: dict[str, Any] = {
     "join_source_tag_group": "入群来源",
 }
 SETTINGS_KEYS = tuple(BUILT_IN)
+#: what a layer stores to say "none here" for a setting whose built-in value is "none"
+#: (no quiet hours, no welcome coupon) when a lower layer sets one: ``None`` inherits
+OFF = "off"
+SWITCHABLE = ("quiet_hours", "welcome_coupon_template")
 #: settings mirrored on the Group row itself (older code and other features read them there)
 GROUP_FIELDS = ("rules_text", "welcome_message", "capacity")
 TEMPLATE_VARIABLES = ("member", "group", "rules_link", "name")
@@ -76,8 +80,8 @@ def clean_values(workspace: Workspace, values: Mapping[str, Any]) -> dict[str, A
     for key, value in values.items():
         if key not in BUILT_IN:
             raise ValidationFailed(f"unknown setting {key!r}; expected one of {', '.join(SETTINGS_KEYS)}", code="unknown_setting")
-        if value is None:
-            clean[key] = None
+        if value is None or (value == OFF and key in SWITCHABLE):
+            clean[key] = value
             continue
         if key in ("rules_text",):
             value = _text(key, value, 5000)
@@ -155,14 +159,16 @@ def _resolve(group: Group, group_row: GroupSettings | None, layers: Mapping[str,
 
 def resolve_layers(ordered: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
     """Every setting from the first layer that sets it (``None`` = not set), else the
-    built-in value: ``(values, sources)`` with each source named as in ``ordered``."""
+    built-in value: ``(values, sources)`` with each source named as in ``ordered``. A
+    layer's :data:`OFF` (quiet hours, welcome coupon) is the value ``None``, from that
+    layer: the layers below it no longer apply."""
     ordered = list(ordered)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, built_in in BUILT_IN.items():
         for source, layer in ordered:
             if layer.get(key) is not None:
-                values[key], sources[key] = layer[key], source
+                values[key], sources[key] = None if layer[key] == OFF and key in SWITCHABLE else layer[key], source
                 break
         else:
             values[key], sources[key] = built_in, "built_in"

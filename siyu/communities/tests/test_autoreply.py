@@ -7,7 +7,13 @@ import pytest
 from siyu.channels.actions import do_create_channel_account
 from siyu.channels.inbox import process
 from siyu.channels.models import InboxEvent, OutboxMessage
-from siyu.communities.actions import do_create_auto_reply, do_create_group, do_set_group_settings, do_update_auto_reply
+from siyu.communities.actions import (
+    do_create_auto_reply,
+    do_create_group,
+    do_set_group_settings,
+    do_set_settings_layer,
+    do_update_auto_reply,
+)
 from siyu.core.errors import ValidationFailed
 from siyu.core.testing import make_workspace
 
@@ -61,6 +67,23 @@ def test_quiet_hours_suppress_or_defer_replies(group):
     do_set_group_settings(group, None, {"quiet_mode": "defer"})
     _say(group, 2, "多少钱", night + dt.timedelta(minutes=1))
     assert _replies(group) == [("看群公告", dt.datetime(2026, 3, 3, 0, 0, tzinfo=dt.UTC))]  # 08:00 in Shanghai
+
+
+def test_a_group_can_switch_off_the_quiet_hours_it_would_inherit(group):
+    # given workspace-default quiet hours (22:00–08:00) and a price rule
+    do_create_auto_reply(group.workspace, None, name="价格", pattern="多少钱", reply="看群公告", cooldown_seconds=0)
+    do_set_settings_layer(group.workspace, None, {"quiet_hours": {"start": "22:00", "end": "08:00"}})
+    night = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC)  # 23:30 in Shanghai
+    _say(group, 1, "多少钱", night)
+    assert _replies(group) == []  # inherited: suppressed
+
+    # when the group says "no quiet hours here"
+    do_set_group_settings(group, None, {"quiet_hours": "off"})
+    _say(group, 2, "多少钱", night + dt.timedelta(minutes=1))
+
+    # then the bot answers at night in this group (quiet_mode is "suppress": under quiet
+    # hours there would be no reply at all)
+    assert [text for text, _ in _replies(group)] == ["看群公告"]
 
 
 @pytest.mark.parametrize(("pattern", "code"), [("(价格", "invalid_regex"), ("(a+)+$", "unsafe_regex"), ("(\\w*)*x", "unsafe_regex"), ("", "pattern_required")])

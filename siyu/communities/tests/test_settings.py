@@ -4,7 +4,7 @@ import pytest
 
 from siyu.communities.actions import do_create_group, do_set_group_settings, do_set_settings_layer
 from siyu.communities.group_settings import effective, render_template
-from siyu.communities.models import Group
+from siyu.communities.models import Group, GroupSettings
 from siyu.core.errors import ValidationFailed
 from siyu.core.testing import make_workspace
 from siyu.moderation.actions import do_set_policy
@@ -54,9 +54,37 @@ def test_a_template_or_default_capacity_reaches_the_groups_that_inherit_it():
     assert capacities == {"转化1群": 120, "转化2群": 150, "福利1群": 400}
 
 
+def test_off_stops_an_inherited_quiet_hours_or_coupon_and_null_inherits_again():
+    # given a workspace default with quiet hours and a welcome coupon
+    from siyu.commerce.actions import do_create_coupon_template
+
+    ws = make_workspace()
+    coupon = do_create_coupon_template(ws, None, name="新人券", kind="fixed", value="5", validity_days=7)
+    group = do_create_group(ws, None, name="福利1群")
+    do_set_settings_layer(ws, None, {"quiet_hours": {"start": "22:00", "end": "08:00"}, "welcome_coupon_template": coupon.pk})
+    assert effective(group)["quiet_hours"] == {"start": "22:00", "end": "08:00"}
+
+    # when the group switches both off
+    do_set_group_settings(group, None, {"quiet_hours": "off", "welcome_coupon_template": "off"})
+
+    # then the effective values are "none", from the group, while the layer keeps "off"
+    got = effective(group).as_dict()
+    assert got["quiet_hours"] == {"value": None, "source": "group"}
+    assert got["welcome_coupon_template"] == {"value": None, "source": "group"}
+    assert GroupSettings.objects.get(group=group).values == {"quiet_hours": "off", "welcome_coupon_template": "off"}
+
+    # and null inherits the default's again
+    do_set_group_settings(group, None, {"quiet_hours": None, "welcome_coupon_template": None})
+    got = effective(group).as_dict()
+    assert got["quiet_hours"] == {"value": {"start": "22:00", "end": "08:00"}, "source": "default"}
+    assert got["welcome_coupon_template"] == {"value": coupon.pk, "source": "default"}
+
+
 @pytest.mark.parametrize(("values", "code"), [
     ({"colour": "red"}, "unknown_setting"),
     ({"capacity": 1}, "invalid_capacity"),
+    ({"capacity": "off"}, "invalid_capacity"),  # "off" is only for quiet hours and the welcome coupon
+    ({"quiet_hours": "never"}, "invalid_quiet_hours"),
     ({"quiet_hours": {"start": "25:00", "end": "08:00"}}, "invalid_quiet_hours"),
     ({"welcome_message": "欢迎{nickname}"}, "invalid_template"),
     ({"welcome_coupon_template": 999999}, "unknown_coupon_template"),

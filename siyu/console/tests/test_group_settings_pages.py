@@ -153,6 +153,30 @@ def test_invalid_settings_show_errors_and_save_nothing(ws, owner, group, console
     assert AuditEntry.objects.filter(action="group_settings.saved").count() == 0
 
 
+def test_a_group_switches_off_inherited_quiet_hours_and_coupon_through_the_form(ws, owner, group, console_client):
+    # given workspace-default quiet hours
+    do_set_settings_layer(ws, None, {"quiet_hours": {"start": "22:00", "end": "08:00"}})
+    client = console_client(owner)
+
+    # when the owner ticks "no quiet hours here" and picks "no coupon"
+    response = client.post(f"/console/groups/{group.pk}/settings/", {"quiet_off": "on", "welcome_coupon_template": "off"})
+
+    # then the group's layer says "off" and nothing applies, from this group; the page shows it
+    assert response.status_code == 302
+    assert GroupSettings.objects.get(group=group).values == {"quiet_hours": "off", "welcome_coupon_template": "off"}
+    eff = effective(Group.objects.get(pk=group.pk))
+    assert eff["quiet_hours"] is None and eff.sources["quiet_hours"] == "group"
+    page = client.get(f"/console/groups/{group.pk}/settings/").content.decode()
+    row = re.search(r'<tr id="setting-quiet_hours">.*?</tr>', page, re.S).group(0)
+    assert 'name="quiet_off"' in row and "checked" in row
+    assert re.search(r'class="pre effective">\s*(none|无)\s*<', row)
+
+    # and quiet hours plus "none" together are refused
+    both = client.post(f"/console/groups/{group.pk}/settings/", {"quiet_off": "on", "quiet_start": "22:00", "quiet_end": "08:00"})
+    assert both.status_code == 422
+    assert GroupSettings.objects.get(group=group).values == {"quiet_hours": "off", "welcome_coupon_template": "off"}
+
+
 def test_welcome_preview_renders_with_a_sample_member(ws, owner, group, console_client):
     # given the group's rules link
     do_set_group_settings(group, None, {"rules_link": "https://example.com/r"})

@@ -34,7 +34,7 @@ from siyu.communities.actions import (
     do_update_auto_reply,
 )
 from siyu.communities.autoreply import decide, rules_for, triggered
-from siyu.communities.group_settings import SETTINGS_KEYS, effective, layer_values, render_template, resolve_layers
+from siyu.communities.group_settings import OFF, SETTINGS_KEYS, SWITCHABLE, effective, layer_values, render_template, resolve_layers
 from siyu.communities.models import AutoReplyFiring, AutoReplyMatch, AutoReplyRule, Group, GroupSettings, GroupType
 from siyu.console.workspace import Console, console_view
 from siyu.core.errors import NotFound, ValidationFailed
@@ -67,6 +67,8 @@ class SettingsForm(forms.Form):
                                   widget=forms.TextInput(attrs={"placeholder": "22:00"}))
     quiet_end = forms.CharField(label=gettext_lazy("Quiet hours until"), required=False, max_length=5,
                                 widget=forms.TextInput(attrs={"placeholder": "08:00"}), help_text=gettext_lazy("HH:MM, workspace time zone"))
+    quiet_off = forms.BooleanField(label=gettext_lazy("No quiet hours here"), required=False,
+                                   help_text=gettext_lazy("even where the template or the workspace default sets some"))
     quiet_mode = forms.ChoiceField(label=gettext_lazy("During quiet hours"), required=False, choices=[
         (INHERIT, gettext_lazy("— inherit —")), ("suppress", gettext_lazy("drop auto-replies")), ("defer", gettext_lazy("send when they end")),
     ])
@@ -83,7 +85,7 @@ class SettingsForm(forms.Form):
 
         coupons = CouponTemplate.objects.in_workspace(workspace).order_by("name", "id")
         cast(forms.ChoiceField, self.fields["welcome_coupon_template"]).choices = [
-            (INHERIT, _("— inherit —")), *((str(c.pk), c.name) for c in coupons),
+            (INHERIT, _("— inherit —")), (OFF, _("— no coupon —")), *((str(c.pk), c.name) for c in coupons),
         ]
 
     @staticmethod
@@ -93,7 +95,9 @@ class SettingsForm(forms.Form):
         for key, value in values.items():
             if value is None:
                 continue
-            if key == "quiet_hours":
+            if key == "quiet_hours" and value == OFF:
+                initial["quiet_off"] = True
+            elif key == "quiet_hours":
                 initial["quiet_start"], initial["quiet_end"] = value["start"], value["end"]
             elif key in ("auto_replies_enabled", "tag_join_source"):
                 initial[key] = "on" if value else "off"
@@ -108,6 +112,8 @@ class SettingsForm(forms.Form):
         start, end = (data.get("quiet_start") or "").strip(), (data.get("quiet_end") or "").strip()
         if bool(start) != bool(end):
             self.add_error("quiet_end" if start else "quiet_start", _("Give both ends of the quiet hours, or neither."))
+        if start and data.get("quiet_off"):
+            self.add_error("quiet_off", _("Either quiet hours or none, not both."))
         for name, value in (("quiet_start", start), ("quiet_end", end)):
             if value and not _HHMM.match(value):
                 self.add_error(name, _("Use HH:MM, for example 22:00."))
@@ -124,9 +130,10 @@ class SettingsForm(forms.Form):
         for key in ("auto_replies_enabled", "tag_join_source"):
             out[key] = {"on": True, "off": False}.get(data[key])
         out["quiet_mode"] = data["quiet_mode"] or None
-        out["welcome_coupon_template"] = int(data["welcome_coupon_template"]) if data["welcome_coupon_template"] else None
+        coupon = data["welcome_coupon_template"]
+        out["welcome_coupon_template"] = OFF if coupon == OFF else int(coupon) if coupon else None
         start, end = data["quiet_start"].strip(), data["quiet_end"].strip()
-        out["quiet_hours"] = {"start": start, "end": end} if start and end else None
+        out["quiet_hours"] = OFF if data["quiet_off"] else {"start": start, "end": end} if start and end else None
         return out
 
 
@@ -137,7 +144,7 @@ ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("welcome_message", ("welcome_message",)),
     ("welcome_coupon_template", ("welcome_coupon_template",)),
     ("capacity", ("capacity",)),
-    ("quiet_hours", ("quiet_start", "quiet_end")),
+    ("quiet_hours", ("quiet_start", "quiet_end", "quiet_off")),
     ("quiet_mode", ("quiet_mode",)),
     ("auto_replies_enabled", ("auto_replies_enabled",)),
     ("tag_join_source", ("tag_join_source",)),
@@ -162,6 +169,8 @@ def source_label(source: str) -> str:
 
 def display_value(key: str, value: Any, coupons: dict[int, str]) -> str:
     """A setting's value as the page shows it."""
+    if value is None and key in SWITCHABLE:
+        return _("none")
     if value is None or value == "":
         return "—"
     if key == "quiet_hours":
