@@ -167,7 +167,9 @@ def test_a_group_switches_off_inherited_quiet_hours_and_coupon_through_the_form(
     eff = effective(Group.objects.get(pk=group.pk))
     assert eff["quiet_hours"] is None and eff.sources["quiet_hours"] == "group"
     page = client.get(f"/console/groups/{group.pk}/settings/").content.decode()
-    row = re.search(r'<tr id="setting-quiet_hours">.*?</tr>', page, re.S).group(0)
+    found = re.search(r'<tr id="setting-quiet_hours">.*?</tr>', page, re.S)
+    assert found is not None
+    row = found.group(0)
     assert 'name="quiet_off"' in row and "checked" in row
     assert re.search(r'class="pre effective">\s*(none|无)\s*<', row)
 

@@ -34,7 +34,15 @@ from siyu.communities.actions import (
     do_update_auto_reply,
 )
 from siyu.communities.autoreply import decide, rules_for, triggered
-from siyu.communities.group_settings import OFF, SETTINGS_KEYS, SWITCHABLE, effective, layer_values, render_template, resolve_layers
+from siyu.communities.group_settings import (
+    OFF,
+    SETTINGS_KEYS,
+    SWITCHABLE,
+    effective,
+    layer_values,
+    render_template,
+    resolve_layers,
+)
 from siyu.communities.models import AutoReplyFiring, AutoReplyMatch, AutoReplyRule, Group, GroupSettings, GroupType
 from siyu.console.workspace import Console, console_view
 from siyu.core.errors import NotFound, ValidationFailed
