@@ -37,6 +37,12 @@ What each number means:
   cached per text within a batch (repeated texts are examined once).
 - the three matchers run ``ROUNDS`` alternating rounds; each reports its best round
   (the machine is shared; a burst of load must not land on one side only).
+- ``batch``: messages per delivery and per ``process_batch`` (``--batch``; by default the
+  worker's own :data:`siyu.channels.inbox.BATCH_SIZE`).
+- with ``--probe-writes``: a second process saves a group's settings (a console edit,
+  ``do_set_group_settings``) every 100 ms while the loop runs; ``probe_write_p50_ms`` /
+  ``probe_write_p99_ms`` / ``probe_write_max_ms`` are how long those saves took — on
+  SQLite, mostly the wait for the one write lock a batch holds.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "siyu" / "moderation" / "tests" / "data"
-BATCH = 500
+PROBE_EVERY = 0.1  # seconds between the probe's console writes
 MEMBERS = 200
 PER_EVENT_SAMPLE = 2000
 ROUNDS = 3
@@ -113,7 +119,30 @@ def _messages(n: int, rng: random.Random, ad_share: float) -> list[tuple[str, bo
     return [(rng.choice(ads), True) if rng.random() < ad_share else (rng.choice(chat), False) for _ in range(n)]
 
 
-def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = "") -> dict[str, Any]:
+def _probe(home: str, group_id: int, stop: str) -> None:
+    """The ``--probe-writes`` process: a console edit every ``PROBE_EVERY`` seconds until
+    the ``stop`` file appears; prints the milliseconds each took, as JSON."""
+    os.environ["SIYU_HOME"] = home
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from siyu.communities.actions import do_set_group_settings
+    from siyu.communities.models import Group
+
+    group = Group.objects.get(pk=group_id)
+    took: list[float] = []
+    while not os.path.exists(stop):
+        started = time.perf_counter()
+        do_set_group_settings(group, None, {"rules_link": f"https://example.com/rules/{len(took)}"})
+        took.append((time.perf_counter() - started) * 1000)
+        time.sleep(PROBE_EVERY)
+    print(json.dumps(took))
+
+
+def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = "", batch_size: int = 0,
+        probe_writes: bool = False) -> dict[str, Any]:
     import datetime as dt
 
     from django.db import connection
@@ -132,6 +161,7 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
     from siyu.moderation.engine import load
     from siyu.moderation.models import ModerationCase
 
+    size = batch_size or inbox.BATCH_SIZE
     rng = random.Random(42)
     ws = do_create_workspace(slug="bench", name="Bench")
     account = do_create_channel_account(ws, None, kind="sandbox", name="bench")
@@ -192,14 +222,25 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
     # the per-event path (one transaction per message, as before batching), on a sample
     naive_sample = sample
     started = time.perf_counter()
-    for offset in range(0, naive_sample, BATCH):
-        for row, created in inbox.do_receive(account, events(offset, min(offset + BATCH, naive_sample), "one")):
+    for offset in range(0, naive_sample, size):
+        for row, created in inbox.do_receive(account, events(offset, min(offset + size, naive_sample), "one")):
             if created:
                 inbox.process(row.pk)
     per_event_seconds = time.perf_counter() - started
 
     latencies: list[float] = []
     fallback = 0
+    probe = None
+    if probe_writes:
+        import subprocess
+
+        stop = os.path.join(os.environ["SIYU_HOME"], "probe.stop")
+        connection.close()  # the probe opens its own connection to the same file
+        probe = subprocess.Popen(
+            [sys.executable, "-c", f"import bench.pipeline as p; p._probe({os.environ['SIYU_HOME']!r}, {groups[0].pk}, {stop!r})"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        time.sleep(3)  # its Django start-up, not measured
     profiler = None
     if profile:
         import cProfile
@@ -208,8 +249,8 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         profiler.enable()
     started = time.perf_counter()
     receive_seconds = 0.0
-    for offset in range(0, messages, BATCH):
-        batch = events(offset, min(offset + BATCH, messages), "msg")
+    for offset in range(0, messages, size):
+        batch = events(offset, min(offset + size, messages), "msg")
         received = time.perf_counter()
         stored = inbox.do_receive(account, batch)
         inbox.do_receive(account, batch[: DUPLICATES])  # platforms redeliver: the inbox stores each once
@@ -217,6 +258,10 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         counts = inbox.process_batch([row.pk for row, created in stored if created], latencies=latencies)
         fallback += counts["fallback"]
     seconds = time.perf_counter() - started
+    probe_took: list[float] = []
+    if probe is not None:
+        Path(stop).touch()
+        probe_took = sorted(json.loads(probe.communicate(timeout=60)[0]))
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -238,7 +283,7 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 3),
         "p99_definition": "per message: from the batch's claim of its inbox rows to the message's verdict + auto-reply decision "
                           "(messages handed to the per-event path are not in the sample); the commit follows at the batch end",
-        "batch": BATCH,
+        "batch": size,
         "per_event_fallbacks": fallback,
         "stored_messages": stored_messages,
         "cases": cases,
@@ -258,6 +303,12 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         "setup_members": len(groups) * (MEMBERS + max(ads_per_group)),
         "setup_seconds": round(setup_seconds, 1),
         "database": connection.vendor,
+        **({
+            "probe_writes": len(probe_took),
+            "probe_write_p50_ms": round(probe_took[len(probe_took) // 2], 1),
+            "probe_write_p99_ms": round(probe_took[max(0, int(len(probe_took) * 0.99) - 1)], 1),
+            "probe_write_max_ms": round(probe_took[-1], 1),
+        } if probe_took else {}),
     }
 
 
@@ -267,11 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=1000)
     parser.add_argument("--ad-share", type=float, default=AD_SHARE, help="share of adverts and evasions among the messages")
     parser.add_argument("--profile", default="", help="write a cProfile of the measured loop (receive + process) to this file")
+    parser.add_argument("--batch", type=int, default=0, help="messages per delivery and per batch (default: the worker's batch size)")
+    parser.add_argument("--probe-writes", action="store_true", help="measure a console edit every 100 ms from a second process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="siyu-bench-") as home:
         _setup(home)
-        result = run(args.messages, args.words, args.ad_share, args.profile)
+        result = run(args.messages, args.words, args.ad_share, args.profile, args.batch, args.probe_writes)
     print(json.dumps(result, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -28,8 +29,8 @@ from siyu.core.oncommit import on_commit_batched
 
 log = logging.getLogger(__name__)
 MAX_PROCESS_ATTEMPTS = 5
-#: inbox rows one worker task processes in one transaction
-BATCH_SIZE = 500
+#: inbox rows one worker task processes in one transaction (setting ``SIYU_INBOX_BATCH_SIZE``)
+BATCH_SIZE: int = max(1, int(getattr(settings, "SIYU_INBOX_BATCH_SIZE", 1000)))
 
 
 _PROCESSED = ("id", "workspace_id", "account_id", "dedupe_key", "kind", "data", "status", "attempts", "occurred_at")
@@ -262,8 +263,6 @@ def _json_adapter(field: Any) -> Any:
 def _datetime_adapter() -> Any:
     """The backend's date-time adaptation; on SQLite its result (the naive local time in
     the connection's zone, as text) computed without the per-value settings lookups."""
-    from django.conf import settings
-
     if connection.vendor != "sqlite" or not settings.USE_TZ:
         return connection.ops.adapt_datetimefield_value
     zone = connection.timezone
@@ -274,7 +273,7 @@ def _datetime_adapter() -> Any:
             return last[1]
         if value is None or value.tzinfo is None:
             return connection.ops.adapt_datetimefield_value(value)
-        if value.tzinfo is zone is dt.timezone.utc:  # the usual case: ISO text without its "+00:00"
+        if value.tzinfo is zone is dt.UTC:  # the usual case: ISO text without its "+00:00"
             last[0], last[1] = value, value.isoformat(" ")[:-6]
         else:
             last[0], last[1] = value, str(value.astimezone(zone).replace(tzinfo=None))

@@ -24,10 +24,13 @@ def _run(module: str, argv: list[str]) -> None:
 def pipeline(
     messages: Annotated[int, typer.Option(help="Messages to feed through the inbound path.")] = 100_000,
     words: Annotated[int, typer.Option(help="Size of the sensitive/competitor word list.")] = 1000,
+    batch: Annotated[int, typer.Option(help="Messages per batch (0: the worker's SIYU_INBOX_BATCH_SIZE).")] = 0,
+    probe_writes: Annotated[bool, typer.Option("--probe-writes", help="Time a console edit every 100 ms from a second process.")] = False,
     json_out: Annotated[bool, typer.Option("--json")] = True,
 ) -> None:
     """Group messages through inbox → moderation → persisted, vs a naive keyword matcher."""
-    _run("pipeline", ["--messages", str(messages), "--words", str(words), *(["--json"] if json_out else [])])
+    _run("pipeline", ["--messages", str(messages), "--words", str(words), "--batch", str(batch),
+                      *(["--probe-writes"] if probe_writes else []), *(["--json"] if json_out else [])])
 
 
 @bench_app.command("clv")

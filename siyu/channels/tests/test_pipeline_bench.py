@@ -1,0 +1,31 @@
+"""The pipeline benchmark (``siyu bench pipeline``) runs end to end on a small load and
+its counts add up. Not a speed test: speed is only ever read from the bench's own JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_pipeline_bench_processes_every_message_once_and_probes_console_writes(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIYU_", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"))}
+    env["TMPDIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.pipeline", "--messages", "600", "--words", "50", "--batch", "200", "--probe-writes", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert result["database"] == "sqlite"
+    assert result["batch"] == 200
+    assert result["stored_messages"] == 600  # each once, although 25 per batch were delivered twice
+    assert result["inbox_left_pending"] == 0
+    assert result["per_event_fallbacks"] == 0
+    assert result["naive_hits"] == result["words_hits"]  # same words, same messages, same answer
+    assert result["cases"] == result["detectors_flagged"] > 0
+    assert result["probe_writes"] >= 1 and result["probe_write_max_ms"] >= result["probe_write_p50_ms"] > 0
