@@ -242,7 +242,8 @@ def _mark_done(pks: Sequence[int], status: str, now: dt.datetime, error: str) ->
     plain SQL (the ORM prepares each of a batch's thousand ids on its own)."""
     ops = connection.ops
     table = ops.quote_name(InboxEvent._meta.db_table)
-    name = lambda attname: ops.quote_name(InboxEvent._meta.get_field(attname).column)  # noqa: E731
+    columns = {field.attname: field.column for field in InboxEvent._meta.concrete_fields}
+    name = lambda attname: ops.quote_name(columns[attname])  # noqa: E731
     with connection.cursor() as cursor:
         for start in range(0, len(pks), 900):
             chunk = list(pks[start:start + 900])
