@@ -237,6 +237,56 @@ def select_pairs(model: Any, columns: Sequence[str], keys: tuple[str, str], pair
     return out
 
 
+def _claim(ids: Sequence[int]) -> list[list[Any]]:
+    """The pending rows among ``ids`` (``_PROCESSED`` columns, id order), locked where the
+    database can (``FOR UPDATE SKIP LOCKED``; SQLite's write transaction is exclusive
+    anyway), as plain SQL with the fields' own conversions — on SQLite done the quick way:
+    the JSON payload through orjson, the date-time (parsed by the driver) given its zone."""
+    if not ids:
+        return []
+    ops = connection.ops
+    meta = InboxEvent._meta
+    fields: list[Any] = [meta.get_field(name) for name in _PROCESSED]
+    column = {f.attname: ops.quote_name(f.column) for f in fields}
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    raw: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start:start + 900])
+            cursor.execute(
+                f"SELECT {', '.join(column.values())} FROM {ops.quote_name(meta.db_table)} "
+                f"WHERE {column['id']} IN ({', '.join(['%s'] * len(chunk))}) AND {column['status']} = %s ORDER BY {column['id']}{lock}",
+                [*chunk, InboxStatus.PENDING],
+            )
+            raw.extend(cursor.fetchall())
+    raw.sort(key=lambda row: row[0])
+    data, occurred = _PROCESSED.index("data"), _PROCESSED.index("occurred_at")
+    if connection.vendor == "sqlite" and settings.USE_TZ:
+        zone = connection.timezone
+
+        def load(text: Any) -> Any:
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:  # what orjson refuses (integers past 64 bits...): the ORM's way
+                return fields[data].from_db_value(text, None, connection)
+
+        def when(value: Any) -> Any:  # the driver parses declared datetime columns already; naive, in the connection's zone
+            return (dt.datetime.fromisoformat(value) if isinstance(value, str) else value).replace(tzinfo=zone)
+
+        return [[*row[:data], None if row[data] is None else load(row[data]), *row[data + 1:occurred], when(row[occurred]),
+                 *row[occurred + 1:]] for row in raw]
+    cols = [f.get_col(meta.db_table) for f in fields]
+    converters = [(i, col, [*ops.get_db_converters(col), *col.get_db_converters(connection)]) for i, col in enumerate(cols)]
+    out = []
+    for row in raw:
+        values = list(row)
+        for index, col, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], col, connection)
+        out.append(values)
+    return out
+
+
 def _mark_done(pks: Sequence[int], status: str, now: dt.datetime, error: str) -> None:
     """``status``, ``processed_at``, ``error`` and one more attempt on the rows ``pks``, as
     plain SQL (the ORM prepares each of a batch's thousand ids on its own)."""
@@ -427,10 +477,7 @@ def process_batch(inbox_ids: Sequence[int], *, fill: int = 0, latencies: list[fl
                 ids = sorted({*ids, *backlog.values_list("pk", flat=True)[: fill - len(ids)]})
             # the raw payload (up to 20 kB) and bookkeeping dates are not needed to process:
             # left out, they are deferred fields (loaded if a handler reads them)
-            query = InboxEvent.objects.filter(pk__in=ids, status=InboxStatus.PENDING).order_by("id").values_list(*_PROCESSED)
-            if connection.features.has_select_for_update_skip_locked:
-                query = query.select_for_update(skip_locked=True)
-            rows: list[InboxEvent] = instances(InboxEvent, _PROCESSED, list(query))
+            rows: list[InboxEvent] = instances(InboxEvent, _PROCESSED, _claim(ids))
             accounts = {a.pk: a for a in ChannelAccount.objects.filter(pk__in={r.account_id for r in rows}).select_related("workspace")}
             batch = MessageBatch(rows, started=started, latencies=latencies)
             outcomes: dict[str, list[int]] = {}
