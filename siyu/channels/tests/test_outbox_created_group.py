@@ -49,3 +49,41 @@ def test_a_group_of_another_workspace_or_with_an_id_already_is_left_alone():
     known.refresh_from_db()
     assert (foreign.external_id, foreign.channel_account_id) == ("", None)
     assert known.external_id == "room-1"
+
+
+def test_a_room_the_sync_saw_before_the_result_was_recorded_becomes_the_planned_group(monkeypatch):
+    """Matrix: the listener's sync can see the new room (and people joining it) before the
+    worker records the create result; the group it made for the room is folded into the
+    group siyu planned instead of the link failing on the unique room id."""
+    from siyu.channels import outbox
+    from siyu.channels.base import SendResult
+    from siyu.communities.actions import do_add_member, do_ensure_group, do_record_group_message
+    from siyu.communities.models import Group, GroupMessage, Membership
+    from siyu.contacts.actions import do_create_contact
+
+    # given a planned group and its create command
+    ws = make_workspace()
+    account = do_create_channel_account(ws, None, kind="sandbox", name="sbx")
+    planned = do_create_group(ws, None, name="新群")
+    row, _ = do_enqueue(account, Command(CommandKind.CREATE_GROUP, f"create:{planned.pk}", "", {"name": "新群", "group_id": planned.pk}))
+    ann = do_create_contact(ws, None, name="Ann")
+
+    class RacingAdapter:
+        """Creates the room; meanwhile the sync has seen it, Ann joining and a message."""
+
+        def send(self, command):
+            stand_in, _ = do_ensure_group(account, "!new:room")
+            do_add_member(stand_in, ann, None, join_source="invite")
+            do_record_group_message(stand_in, ann, external_id="$m1", text="大家好")
+            return SendResult.delivered("!new:room")
+
+    monkeypatch.setattr(outbox, "adapter_for", lambda account: RacingAdapter())
+
+    # when the result is recorded
+    assert deliver(row.pk) == OutboxStatus.SENT
+
+    # then one group holds the room, with Ann and her message
+    assert list(Group.objects.filter(channel_account=account, external_id="!new:room").values_list("pk", flat=True)) == [planned.pk]
+    assert Group.objects.in_workspace(ws).count() == 1
+    assert list(Membership.objects.filter(group=planned, left_at__isnull=True).values_list("contact__name", flat=True)) == ["Ann"]
+    assert list(GroupMessage.objects.filter(group=planned).values_list("text", flat=True)) == ["大家好"]
