@@ -120,8 +120,9 @@ def _messages(n: int, rng: random.Random, ad_share: float) -> list[tuple[str, bo
 
 
 def _probe(home: str, group_id: int, stop: str) -> None:
-    """The ``--probe-writes`` process: a console edit every ``PROBE_EVERY`` seconds until
-    the ``stop`` file appears; prints the milliseconds each took, as JSON."""
+    """The ``--probe-writes`` process: once Django is up it touches ``<stop>.ready``, then
+    makes a console edit every ``PROBE_EVERY`` seconds until the ``stop`` file appears (at
+    least one); prints the milliseconds each took, as JSON."""
     os.environ["SIYU_HOME"] = home
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     sys.path.insert(0, str(ROOT))
@@ -132,8 +133,9 @@ def _probe(home: str, group_id: int, stop: str) -> None:
     from siyu.communities.models import Group
 
     group = Group.objects.get(pk=group_id)
+    Path(stop + ".ready").touch()
     took: list[float] = []
-    while not os.path.exists(stop):
+    while not took or not os.path.exists(stop):
         started = time.perf_counter()
         do_set_group_settings(group, None, {"rules_link": f"https://example.com/rules/{len(took)}"})
         took.append((time.perf_counter() - started) * 1000)
@@ -240,7 +242,9 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
             [sys.executable, "-c", f"import bench.pipeline as p; p._probe({os.environ['SIYU_HOME']!r}, {groups[0].pk}, {stop!r})"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
-        time.sleep(3)  # its Django start-up, not measured
+        deadline = time.monotonic() + 120
+        while not os.path.exists(stop + ".ready") and probe.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # its Django start-up is not measured
     profiler = None
     if profile:
         import cProfile
