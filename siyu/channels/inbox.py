@@ -173,6 +173,24 @@ def instances(model: Any, attnames: Sequence[str], rows: Sequence[Sequence[Any]]
     return out
 
 
+def _quoter(model: Any) -> Any:
+    """``attname → quoted column`` for ``model`` on the current connection."""
+    ops, meta = connection.ops, model._meta
+    return lambda attname: ops.quote_name(meta.get_field(attname).column)
+
+
+def _in_chunks(items: Sequence[Any], size: int, statement: Any) -> list[tuple[Any, ...]]:
+    """Run ``statement(chunk) → (sql, params)`` for each ``size``-long chunk of ``items``
+    (long lists stay under the driver's parameter limit) and gather the rows returned."""
+    out: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), size):
+            cursor.execute(*statement(items[start:start + size]))
+            if cursor.description is not None:
+                out.extend(cursor.fetchall())
+    return out
+
+
 def select_in(model: Any, columns: Sequence[str], column: str, values: Any, **equal: Any) -> list[tuple[Any, ...]]:
     """``SELECT columns FROM model WHERE column IN values AND k = v …`` (``k IN v`` for a
     collection, ``k IS NULL`` for ``None``) as plain SQL, for
@@ -182,9 +200,7 @@ def select_in(model: Any, columns: Sequence[str], column: str, values: Any, **eq
     values = list(values)
     if not values:
         return []
-    ops = connection.ops
-    meta = model._meta
-    name = lambda attname: ops.quote_name(meta.get_field(attname).column)  # noqa: E731
+    name = _quoter(model)
     conditions = ""
     params: list[Any] = []
     for key, value in equal.items():
@@ -197,17 +213,8 @@ def select_in(model: Any, columns: Sequence[str], column: str, values: Any, **eq
         else:
             conditions += f" AND {name(key)} = %s"
             params.append(value)
-    out: list[tuple[Any, ...]] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(values), 900):
-            chunk = values[start:start + 900]
-            cursor.execute(
-                f"SELECT {', '.join(name(c) for c in columns)} FROM {ops.quote_name(meta.db_table)} "
-                f"WHERE {name(column)} IN ({', '.join(['%s'] * len(chunk))}){conditions}",
-                [*chunk, *params],
-            )
-            out.extend(cursor.fetchall())
-    return out
+    head = f"SELECT {', '.join(name(c) for c in columns)} FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {name(column)} IN "
+    return _in_chunks(values, 900, lambda chunk: (f"{head}({', '.join(['%s'] * len(chunk))}){conditions}", [*chunk, *params]))
 
 
 def select_pairs(model: Any, columns: Sequence[str], keys: tuple[str, str], pairs: Any) -> list[tuple[Any, ...]]:
@@ -219,22 +226,13 @@ def select_pairs(model: Any, columns: Sequence[str], keys: tuple[str, str], pair
     pairs = list(pairs)
     if not pairs:
         return []
-    ops = connection.ops
-    meta = model._meta
-    name = lambda attname: ops.quote_name(meta.get_field(attname).column)  # noqa: E731
+    name = _quoter(model)
     first, second = (name(k) for k in keys)
-    out: list[tuple[Any, ...]] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(pairs), 450):
-            chunk = pairs[start:start + 450]
-            cursor.execute(
-                f"WITH wanted (a, b) AS (VALUES {', '.join(['(%s, %s)'] * len(chunk))}) "
-                f"SELECT {', '.join('t.' + name(c) for c in columns)} FROM wanted "
-                f"JOIN {ops.quote_name(meta.db_table)} t ON t.{first} = wanted.a AND t.{second} = wanted.b",
-                [value for pair in chunk for value in pair],
-            )
-            out.extend(cursor.fetchall())
-    return out
+    tail = (f"SELECT {', '.join('t.' + name(c) for c in columns)} FROM wanted "
+            f"JOIN {connection.ops.quote_name(model._meta.db_table)} t ON t.{first} = wanted.a AND t.{second} = wanted.b")
+    return _in_chunks(pairs, 450, lambda chunk: (
+        f"WITH wanted (a, b) AS (VALUES {', '.join(['(%s, %s)'] * len(chunk))}) {tail}", [value for pair in chunk for value in pair],
+    ))
 
 
 def _claim(ids: Sequence[int]) -> list[list[Any]]:
@@ -247,18 +245,12 @@ def _claim(ids: Sequence[int]) -> list[list[Any]]:
     ops = connection.ops
     meta = InboxEvent._meta
     fields: list[Any] = [meta.get_field(name) for name in _PROCESSED]
-    column = {f.attname: ops.quote_name(f.column) for f in fields}
+    name = _quoter(InboxEvent)
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    raw: list[tuple[Any, ...]] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(ids), 900):
-            chunk = list(ids[start:start + 900])
-            cursor.execute(
-                f"SELECT {', '.join(column.values())} FROM {ops.quote_name(meta.db_table)} "
-                f"WHERE {column['id']} IN ({', '.join(['%s'] * len(chunk))}) AND {column['status']} = %s ORDER BY {column['id']}{lock}",
-                [*chunk, InboxStatus.PENDING],
-            )
-            raw.extend(cursor.fetchall())
+    head = f"SELECT {', '.join(name(f) for f in _PROCESSED)} FROM {ops.quote_name(meta.db_table)} WHERE {name('id')} IN "
+    raw = _in_chunks(list(ids), 900, lambda chunk: (
+        f"{head}({', '.join(['%s'] * len(chunk))}) AND {name('status')} = %s ORDER BY {name('id')}{lock}", [*chunk, InboxStatus.PENDING],
+    ))
     raw.sort(key=lambda row: row[0])
     data, occurred = _PROCESSED.index("data"), _PROCESSED.index("occurred_at")
     if connection.vendor == "sqlite" and settings.USE_TZ:
@@ -290,18 +282,11 @@ def _claim(ids: Sequence[int]) -> list[list[Any]]:
 def _mark_done(pks: Sequence[int], status: str, now: dt.datetime, error: str) -> None:
     """``status``, ``processed_at``, ``error`` and one more attempt on the rows ``pks``, as
     plain SQL (the ORM prepares each of a batch's thousand ids on its own)."""
-    ops = connection.ops
-    table = ops.quote_name(InboxEvent._meta.db_table)
-    columns = {field.attname: field.column for field in InboxEvent._meta.concrete_fields}
-    name = lambda attname: ops.quote_name(columns[attname])  # noqa: E731
-    with connection.cursor() as cursor:
-        for start in range(0, len(pks), 900):
-            chunk = list(pks[start:start + 900])
-            cursor.execute(
-                f"UPDATE {table} SET {name('status')} = %s, {name('processed_at')} = %s, {name('error')} = %s, "
-                f"{name('attempts')} = {name('attempts')} + 1 WHERE {name('id')} IN ({', '.join(['%s'] * len(chunk))})",
-                [status, ops.adapt_datetimefield_value(now), error, *chunk],
-            )
+    name = _quoter(InboxEvent)
+    head = (f"UPDATE {connection.ops.quote_name(InboxEvent._meta.db_table)} SET {name('status')} = %s, {name('processed_at')} = %s, "
+            f"{name('error')} = %s, {name('attempts')} = {name('attempts')} + 1 WHERE {name('id')} IN ")
+    when = connection.ops.adapt_datetimefield_value(now)
+    _in_chunks(list(pks), 900, lambda chunk: (f"{head}({', '.join(['%s'] * len(chunk))})", [status, when, error, *chunk]))
 
 
 def _json_adapter(field: Any) -> Any:
