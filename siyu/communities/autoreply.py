@@ -81,13 +81,10 @@ class CompiledRule:
     priority: int
     regex: re.Pattern[str] | None
 
-    def matches(self, text: str) -> bool:
-        head = text[:MATCH_CHARS]
-        return self.matches_head(head, head.casefold())
-
     def matches_head(self, head: str, folded: str) -> bool:
-        """:meth:`matches` on a text already cut to ``MATCH_CHARS`` (``head``) and
-        case-folded (``folded``): a message is prepared once for all the rules."""
+        """Whether the rule answers a message, given its start cut to ``MATCH_CHARS``
+        (``head``) and case-folded (``folded``): a message is prepared once for all the
+        rules (see :func:`triggered`)."""
         if self.match == AutoReplyMatch.EXACT:
             return folded.strip() == self.folded
         if self.match == AutoReplyMatch.CONTAINS:
