@@ -182,8 +182,8 @@ def _link_created_group(row: OutboxMessage, external_id: str) -> None:
     """A group siyu asked the channel to create (re-pull, live-code window, playbook sale
     group) learns its platform id from the send result, so the platform's later events
     about that room find the same group instead of creating a second one."""
-    from siyu.communities.models import Group, GroupMessage, MemberDayActivity, Membership
-    from siyu.moderation.models import ModerationCase, Strike
+    from siyu.communities.actions import do_adopt_stand_in_group
+    from siyu.communities.models import Group
 
     group_id = (row.payload or {}).get("group_id")
     if not isinstance(group_id, int) or not external_id:
@@ -193,26 +193,12 @@ def _link_created_group(row: OutboxMessage, external_id: str) -> None:
         planned = Group.objects.select_for_update().filter(workspace_id=row.account.workspace_id, pk=group_id, external_id="").first()
         if planned is None:
             return
-        twin = Group.objects.filter(channel_account=row.account, external_id=external_id).exclude(pk=planned.pk).first()
-        if twin is not None:
+        stand_in = Group.objects.filter(channel_account=row.account, external_id=external_id).exclude(pk=planned.pk).first()
+        if stand_in is not None:
             # the channel's own events about the new room (a Matrix sync) arrived before this
-            # result was recorded and made a group of their own for it: its members, messages,
-            # verdicts and counters move to the group siyu planned (rows the planned group
-            # already has stay), and the stand-in goes
-            log.info("outbox %s: group %s adopts the stand-in group %s of room %s", row.pk, planned.pk, twin.pk, external_id)
-            Membership.objects.filter(group=twin).exclude(
-                left_at__isnull=True, contact_id__in=Membership.objects.filter(group=planned, left_at__isnull=True).values("contact_id"),
-            ).update(group=planned)
-            GroupMessage.objects.filter(group=twin).exclude(external_id__in=GroupMessage.objects.filter(group=planned).values("external_id")).update(
-                group=planned,
-            )
-            ModerationCase.objects.filter(group=twin).update(group=planned)
-            Strike.objects.filter(group=twin).update(group=planned)
-            planned_days = set(MemberDayActivity.objects.filter(group=planned).values_list("contact_id", "day"))
-            MemberDayActivity.objects.filter(group=twin).exclude(
-                pk__in=[pk for pk, c, d in MemberDayActivity.objects.filter(group=twin).values_list("pk", "contact_id", "day") if (c, d) in planned_days],
-            ).update(group=planned)
-            twin.delete()
+            # result was recorded and made a group of their own for it
+            log.info("outbox %s: group %s adopts the stand-in group %s of room %s", row.pk, planned.pk, stand_in.pk, external_id)
+            do_adopt_stand_in_group(planned, stand_in)
         Group.objects.filter(pk=planned.pk).update(external_id=external_id, channel_account=row.account)
 
 

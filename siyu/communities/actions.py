@@ -216,6 +216,33 @@ def do_ensure_group(account: ChannelAccount, external_id: str, *, name: str = ""
                            created_at=created_at), True
 
 
+def do_adopt_stand_in_group(group: Group, stand_in: Group) -> None:
+    """Fold ``stand_in`` — a group made from a platform room's events before siyu had
+    recorded that the room is ``group`` (which it asked the channel to create) — into
+    ``group``: memberships, messages, moderation cases, strikes and activity counters move
+    (rows ``group`` already has stay), then the stand-in is deleted. Same workspace."""
+    from siyu.communities.models import MemberDayActivity
+    from siyu.moderation.models import ModerationCase, Strike
+
+    if stand_in.workspace_id != group.workspace_id:
+        raise ValidationFailed("a group can only adopt a stand-in of its own workspace", code="cross_workspace")
+    with transaction.atomic():
+        Membership.objects.filter(group=stand_in).exclude(
+            left_at__isnull=True, contact_id__in=Membership.objects.filter(group=group, left_at__isnull=True).values("contact_id"),
+        ).update(group=group)
+        GroupMessage.objects.filter(group=stand_in).exclude(external_id__in=GroupMessage.objects.filter(group=group).values("external_id")).update(
+            group=group,
+        )
+        ModerationCase.objects.filter(group=stand_in).update(group=group)
+        Strike.objects.filter(group=stand_in).update(group=group)
+        days = set(MemberDayActivity.objects.filter(group=group).values_list("contact_id", "day"))
+        MemberDayActivity.objects.filter(pk__in=[
+            pk for pk, contact_id, day in MemberDayActivity.objects.filter(group=stand_in).values_list("pk", "contact_id", "day")
+            if (contact_id, day) not in days
+        ]).update(group=group)
+        stand_in.delete()
+
+
 def do_record_group_message(
     group: Group, sender: Contact | None, *, external_id: str, text: str, msgtype: str = "text", data: dict[str, Any] | None = None,
     sent_at: dt.datetime | None = None,
