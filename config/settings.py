@@ -88,7 +88,7 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "siyu.core.sqlite",  # Django's, with write transactions taking turns (siyu/core/sqlite/base.py)
             "NAME": str(SQLITE_PATH),
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE makes a write
