@@ -355,6 +355,21 @@ class _Message:
         self.pk: int | None = None
 
 
+class Prepared:
+    """What :meth:`MessageBatch.prepare` works out from a batch's texts before the write
+    lock: detector findings by (configuration id, message type, text) — the
+    configurations whose ids the keys use are held here, so no id is reused while they
+    are —, each message's stored data and activity facts by inbox row id, and the
+    (group, text) pairs no auto-reply rule answers, per rules tuple (held too)."""
+
+    def __init__(self) -> None:
+        self.findings: dict[tuple[int, str, str], list[Any]] = {}
+        self.configs: dict[int, Any] = {}
+        self.messages: dict[int, tuple[dict[str, Any], Any]] = {}
+        self.rules: dict[int, Any] = {}
+        self.silent: set[tuple[int, int, str]] = set()
+
+
 class MessageBatch:
     """The batch twin of :func:`on_message` for the common case: a message in a known
     group from a known, present member. Such messages are decided in memory against
@@ -373,8 +388,10 @@ class MessageBatch:
     batch's dequeue) to the moment its verdict and auto-reply decision were made.
     """
 
-    def __init__(self, rows: list[InboxEvent], *, started: float, latencies: list[float] | None = None) -> None:
+    def __init__(self, rows: list[InboxEvent], *, started: float, latencies: list[float] | None = None,
+                 prepared: Prepared | None = None) -> None:
         self.rows = rows
+        self.prepared = prepared or Prepared()
         self.position = 0
         self.started = started
         self.latencies = latencies
@@ -394,13 +411,56 @@ class MessageBatch:
         self.flood: dict[tuple[int, int, str], list[dt.datetime]] = {}
         self.firings: dict[tuple[int, int], dt.datetime] = {}
         self.loaded: dict[int, Any] = {}
-        self.findings: dict[tuple[int, str, str], list[Any]] = {}
+        self.findings: dict[tuple[int, str, str], list[Any]] = self.prepared.findings
         self.names: dict[int, str] | None = None
         self.tags: dict[int, set[str]] | None = None
         self.strikes: dict[int, list[dt.datetime]] | None = None
         #: local days by (zone, quarter hour): the zone conversion once per quarter hour of messages
         self.days: dict[tuple[Any, int], dt.date] = {}
         self.stale = True
+
+    @staticmethod
+    def prepare(rows: list[InboxEvent]) -> Prepared:
+        """The work on a batch that depends on the message texts alone, done before the
+        batch takes the write lock (the caller hands the result to the batch): the
+        detectors' findings per distinct text under each group's compiled configuration
+        (what :meth:`_detect` caches), each message's stored data and activity facts, and
+        which texts trigger no auto-reply rule. The batch checks that the configuration
+        and rules it loads are the ones used here, and works out itself whatever this
+        missed (a group created, a configuration edited since)."""
+        from siyu.communities import autoreply
+        from siyu.moderation.detectors import CARD_MSGTYPES, detect
+        from siyu.moderation.engine import load
+
+        prepared = Prepared()
+        messages = [r for r in rows if r.kind == InboundKind.MESSAGE and r.data.get("group_id") and r.data.get("sender_id")
+                    and not r.data.get("from_bot")]
+        if not messages:
+            return prepared
+        groups = {(a, e): (w, g) for a, e, w, g in select_in(Group, ("channel_account_id", "external_id", "workspace_id", "id"), "external_id",
+                                                               {str(r.data["group_id"]) for r in messages},
+                                                               channel_account_id={r.account_id for r in messages})}
+        findings, configs, silent = prepared.findings, prepared.configs, prepared.silent
+        for row in messages:
+            data = row.data
+            msgtype, text = data.get("msgtype", "text"), str(data.get("text", ""))
+            stored = message_data(data)
+            prepared.messages[row.pk] = (stored, message_facts(text, msgtype, stored))
+            scope = groups.get((row.account_id, str(data["group_id"])))
+            if scope is None or data.get("backfill"):
+                continue
+            if msgtype not in CARD_MSGTYPES:
+                detectors = load(*scope).detectors
+                configs.setdefault(id(detectors), detectors)
+                key = (id(detectors), msgtype, text)
+                if key not in findings:
+                    findings[key] = detect(text, detectors, msgtype=msgtype)
+            rules = prepared.rules.get(scope[0])
+            if rules is None:
+                rules = prepared.rules[scope[0]] = autoreply.rules_for(scope[0])
+            if not autoreply.triggered(rules, scope[1], text):
+                silent.add((id(rules), scope[1], text))
+        return prepared
 
     def invalidate(self) -> None:
         self.stale = True
@@ -647,7 +707,8 @@ class MessageBatch:
         if (gid, external_id) in self.seen:
             return "ok"  # stored before: the per-event path changes nothing either
         text, msgtype, sent_at = str(data.get("text", "")), data.get("msgtype", "text"), row.occurred_at
-        stored = message_data(data)
+        known = self.prepared.messages.get(row.pk)
+        stored = known[0] if known is not None else message_data(data)
         staff = bool(data.get("sender_is_staff"))
         account = row.account
         reply = verdict = None
@@ -678,7 +739,7 @@ class MessageBatch:
             self.flood[flood_key].append(sent_at)
         else:
             self.flood[flood_key] = [sent_at]
-        facts = message_facts(text, msgtype, stored)
+        facts = known[1] if known is not None else message_facts(text, msgtype, stored)
         authors = self.authors
         reply_author = authors.get((gid, facts.reply_to[:255])) if facts.reply_to else None
         authors[(gid, external_id)] = sender_id
@@ -701,7 +762,7 @@ class MessageBatch:
         from siyu.communities import autoreply
 
         rules = autoreply.rules_for(group.workspace_id)
-        if not rules or not autoreply.triggered(rules, group.pk, text):
+        if not rules or (id(rules), group.pk, text) in self.prepared.silent or not autoreply.triggered(rules, group.pk, text):
             return None
         if account.pk not in self.can_post:
             self.can_post[account.pk] = adapter_for(account).can(Capability.SEND_GROUP_MESSAGE)

@@ -351,3 +351,59 @@ def test_without_insert_returning_the_batch_stores_the_same_timeline(monkeypatch
     process_batch(batch_ids)
 
     assert _snapshot(batch_ws) == _snapshot(one_ws)
+
+
+def _edit_after_the_read(monkeypatch, edit):
+    """Run ``edit`` between the batch's read of its rows (and the work done on their
+    texts) and its transaction — what another process can commit in that gap."""
+    from siyu.channels.handlers import MessageBatch
+
+    real = MessageBatch.prepare
+
+    def prepare(rows):
+        prepared = real(rows)
+        edit()
+        return prepared
+
+    monkeypatch.setattr(MessageBatch, "prepare", staticmethod(prepare))
+
+
+def test_a_word_list_or_auto_reply_edited_after_the_batch_read_its_rows_is_applied(monkeypatch):
+    ws, account = _workspace()
+    ids = _store(account, [
+        (InboundKind.MEMBER_JOINED, "j1", T0, {"group_id": "room1", "member_id": "ann", "member_name": "ANN"}),
+        (InboundKind.MESSAGE, "m1", T0 + dt.timedelta(minutes=1),
+         {"group_id": "room1", "sender_id": "ann", "sender_name": "ANN", "message_id": "$m1", "text": "快来买竞品宝"}),
+        (InboundKind.MESSAGE, "m2", T0 + dt.timedelta(minutes=2),
+         {"group_id": "room1", "sender_id": "ann", "sender_name": "ANN", "message_id": "$m2", "text": "几号发货呀"}),
+    ])
+
+    def edit():
+        from siyu.communities import autoreply
+        from siyu.moderation import engine
+
+        do_save_word_list(ws, None, name="竞品", words=["竞品宝"], kind="competitor")
+        do_create_auto_reply(ws, None, name="发货", pattern="发货", reply="48小时内发货", cooldown_seconds=60)
+        engine.invalidate()  # what their commit does (the test's transaction does not commit)
+        autoreply.invalidate()
+
+    _edit_after_the_read(monkeypatch, edit)
+    process_batch(ids)
+
+    assert list(ModerationCase.objects.in_workspace(ws).values_list("message__external_id", flat=True)) == ["$m1"]
+    assert list(OutboxMessage.objects.in_workspace(ws).filter(idempotency_key__startswith="autoreply:").values_list(
+        "payload__text", flat=True)) == ["48小时内发货"]
+
+
+def test_rows_another_worker_processed_after_the_batch_read_them_are_skipped(monkeypatch):
+    ws, account = _workspace()
+    ids = _store(account, _script())
+    taken = ids[3:6]  # three messages another worker processes in the gap
+
+    _edit_after_the_read(monkeypatch, lambda: [process(pk) for pk in taken])
+    counts = process_batch(ids)
+
+    assert counts["skipped"] == len(taken)
+    assert counts["processed"] + counts["ignored"] == len(ids) - len(taken)
+    assert GroupMessage.objects.in_workspace(ws).count() == 9  # each message once
+    assert set(InboxEvent.objects.in_workspace(ws).values_list("attempts", flat=True)) == {1}
