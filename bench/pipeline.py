@@ -1,7 +1,7 @@
 """Group message pipeline benchmark: realistic group messages through the whole inbound
 path on the default SQLite database.
 
-    python -m bench.pipeline --messages 100000 --words 1000 --json [--profile FILE]
+    python -m bench.pipeline --messages 100000 --words 1000 --json [--serial [--profile FILE]]
 
 A fresh SIYU_HOME (temporary), migrated; one workspace, a sandbox account, 20 groups of
 200 members (contacts, identities and memberships bulk-inserted: the join path is not
@@ -15,12 +15,24 @@ What each number means:
 - ``msgs_per_s`` / ``seconds``: the measured loop, end to end — per delivery of
   ``batch`` messages: ``do_receive`` (inbox rows, dedupe by key, one worker task
   scheduled after commit), a redelivery of ``DUPLICATES`` of them (stored once), then
-  ``process_batch`` (one transaction: detectors, policy verdicts — warn/delete/remove
-  applied in bulk with cases, strikes, outbox commands, closed memberships —, auto-reply
-  decisions, group messages, timeline events, activity counters, rows marked processed,
-  commit). ``receive_seconds``/``process_seconds`` split it.
-- ``p50_ms``/``p99_ms``: per message, from the batch's claim of its inbox rows to its
-  verdict and auto-reply decision (the commit follows at the batch end).
+  ``process_batch`` (the rows read and their texts examined, then one transaction:
+  policy verdicts — warn/delete/remove applied in bulk with cases, strikes, outbox
+  commands, closed memberships —, auto-reply decisions, group messages, timeline events,
+  activity counters, rows marked processed, commit).
+- ``mode``: ``pipelined`` (the default) is the deployment's shape on the two cores: this
+  process receives (the web process's part) and hands each delivery's new inbox ids to a
+  worker process — what the on-commit hook hands Huey; a queue between the two processes
+  stands in for Huey's, whose own cost, one dequeue per batch, is not measured — whose
+  ``worker_threads`` threads (``--threads``; by default the Huey consumer's) run the
+  worker task's body, ``process_batch(ids, fill=BATCH_SIZE)``. Receiving and processing
+  overlap; on SQLite their transactions take turns (``siyu/core/sqlite/base.py``).
+  ``serial`` (``--serial``): this one process receives a delivery, then processes it,
+  then the next — the measurement of earlier versions.
+- ``receive_seconds``: time spent in ``do_receive`` (pipelined: including its waits for
+  the write turn); ``process_seconds``: serial — time spent processing; pipelined — from
+  the worker's first batch's start to its last batch's end.
+- ``p50_ms``/``p99_ms``: per message, from the batch's start (its read of its inbox rows)
+  to its verdict and auto-reply decision (the commit follows at the batch end).
 - ``per_event_fallbacks``: messages the batch handed to the per-event handler (should be
   0 here); ``per_event_path_msgs_per_s``: the old one-transaction-per-message path on a
   ``PER_EVENT_SAMPLE`` sample, for comparison.
@@ -42,7 +54,7 @@ What each number means:
 - with ``--probe-writes``: a second process saves a group's settings (a console edit,
   ``do_set_group_settings``) every 100 ms while the loop runs; ``probe_write_p50_ms`` /
   ``probe_write_p99_ms`` / ``probe_write_max_ms`` are how long those saves took — on
-  SQLite, mostly the wait for the one write lock a batch holds.
+  SQLite, mostly the wait for its turn at the one write lock.
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ PER_EVENT_SAMPLE = 2000
 ROUNDS = 3
 AD_SHARE = 0.03  # adverts and evasions among the messages (realistic for an open customer group)
 DUPLICATES = 25  # redelivered events per batch (dedupe is part of the path)
+WORKER_THREADS = 2  # the Huey consumer's default (SIYU_WORKERS)
 
 
 def _setup(home: str) -> None:
@@ -143,11 +156,55 @@ def _probe(home: str, group_id: int, stop: str) -> None:
     print(json.dumps(took))
 
 
+def _worker(tasks: Any, results: Any, threads: int) -> None:
+    """The worker process (forked): ``threads`` threads take task after task — the new
+    inbox ids of one delivery, as the on-commit hook hands them to Huey — and run the
+    worker task's body (:func:`siyu.channels.inbox.process_batch` with ``fill``) until
+    each has taken a ``None``. Sends back the latencies, the per-event fallbacks and the
+    time from the first batch's start to the last one's end."""
+    import threading
+
+    from django.db import connections
+
+    import siyu.channels.inbox as inbox
+
+    latencies: list[float] = []
+    totals: dict[str, Any] = {"fallback": 0, "first": None, "last": None}
+    lock = threading.Lock()
+
+    def loop() -> None:
+        mine: list[float] = []
+        fallback, first, last = 0, None, None
+        try:
+            while (ids := tasks.get()) is not None:
+                started = time.perf_counter()
+                fallback += inbox.process_batch(ids, fill=inbox.BATCH_SIZE, latencies=mine)["fallback"]
+                first, last = first or started, time.perf_counter()
+        finally:
+            connections.close_all()
+            with lock:
+                latencies.extend(mine)
+                totals["fallback"] += fallback
+                if first is not None:
+                    totals["first"] = min(totals["first"] or first, first)
+                    totals["last"] = max(totals["last"] or last, last)
+
+    results.put("ready")
+    running = [threading.Thread(target=loop, name=f"worker-{n}") for n in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    results.put({"latencies": latencies, "fallback": totals["fallback"],
+                 "busy": (totals["last"] - totals["first"]) if totals["first"] is not None else 0.0})
+
+
 def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = "", batch_size: int = 0,
-        probe_writes: bool = False) -> dict[str, Any]:
+        probe_writes: bool = False, serial: bool = False, threads: int = 0) -> dict[str, Any]:
     import datetime as dt
 
-    from django.db import connection
+    from django.conf import settings
+    from django.db import connection, connections
     from django.db.models import Sum
     from django.utils import timezone
 
@@ -164,6 +221,8 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
     from siyu.moderation.models import ModerationCase
 
     size = batch_size or inbox.BATCH_SIZE
+    inbox.BATCH_SIZE = size  # the worker's tasks fill up to it
+    threads = threads or int(settings.HUEY.get("consumer", {}).get("workers", WORKER_THREADS))
     rng = random.Random(42)
     ws = do_create_workspace(slug="bench", name="Bench")
     account = do_create_channel_account(ws, None, kind="sandbox", name="bench")
@@ -245,30 +304,60 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         deadline = time.monotonic() + 120
         while not os.path.exists(stop + ".ready") and probe.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # its Django start-up is not measured
-    profiler = None
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    started = time.perf_counter()
     receive_seconds = 0.0
-    for offset in range(0, messages, size):
+
+    def deliver(offset: int) -> list[int]:
+        """One delivery as the platform makes it, stored (with a redelivery of its first
+        ``DUPLICATES``: the inbox stores each once); the new inbox ids."""
+        nonlocal receive_seconds
         batch = events(offset, min(offset + size, messages), "msg")
         received = time.perf_counter()
         stored = inbox.do_receive(account, batch)
-        inbox.do_receive(account, batch[: DUPLICATES])  # platforms redeliver: the inbox stores each once
+        inbox.do_receive(account, batch[: DUPLICATES])
         receive_seconds += time.perf_counter() - received
-        counts = inbox.process_batch([row.pk for row, created in stored if created], latencies=latencies)
-        fallback += counts["fallback"]
-    seconds = time.perf_counter() - started
+        return [row.pk for row, created in stored if created]
+
+    if serial:
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        started = time.perf_counter()
+        for offset in range(0, messages, size):
+            fallback += inbox.process_batch(deliver(offset), latencies=latencies)["fallback"]
+        seconds = time.perf_counter() - started
+        process_seconds = seconds - receive_seconds
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+    else:
+        # the deployment's shape: this process is the web process storing callbacks, and a
+        # worker process (the Huey consumer's, with its threads) processes the batches
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        tasks: Any = context.Queue()
+        results: Any = context.Queue()
+        connections.close_all()  # the child opens its own connections
+        worker = context.Process(target=_worker, args=(tasks, results, threads))
+        worker.start()
+        if results.get(timeout=120) != "ready":
+            raise RuntimeError("the bench's worker process did not start")
+        started = time.perf_counter()
+        for offset in range(0, messages, size):
+            tasks.put(deliver(offset))  # what the on-commit hook hands Huey
+        for _thread in range(threads):
+            tasks.put(None)
+        done = results.get(timeout=3600)
+        seconds = time.perf_counter() - started
+        worker.join(timeout=60)
+        latencies, fallback, process_seconds = done["latencies"], done["fallback"], done["busy"]
     probe_took: list[float] = []
     if probe is not None:
         Path(stop).touch()
         probe_took = sorted(json.loads(probe.communicate(timeout=60)[0]))
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(profile)
     latencies.sort()
     cases = ModerationCase.objects.filter(workspace=ws, message__external_id__startswith="msg-").count()
     stored_messages = GroupMessage.objects.filter(workspace=ws, external_id__startswith="msg-").count()
@@ -282,10 +371,12 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         "seconds": round(seconds, 3),
         "msgs_per_s": round(messages / seconds, 1),
         "receive_seconds": round(receive_seconds, 3),
-        "process_seconds": round(seconds - receive_seconds, 3),
+        "process_seconds": round(process_seconds, 3),
+        "mode": "serial" if serial else "pipelined",
+        "worker_threads": 0 if serial else threads,
         "p50_ms": round(latencies[len(latencies) // 2], 3),
         "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 3),
-        "p99_definition": "per message: from the batch's claim of its inbox rows to the message's verdict + auto-reply decision "
+        "p99_definition": "per message: from the batch's start (its read of its inbox rows) to the message's verdict + auto-reply decision "
                           "(messages handed to the per-event path are not in the sample); the commit follows at the batch end",
         "batch": size,
         "per_event_fallbacks": fallback,
@@ -324,11 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="", help="write a cProfile of the measured loop (receive + process) to this file")
     parser.add_argument("--batch", type=int, default=0, help="messages per delivery and per batch (default: the worker's batch size)")
     parser.add_argument("--probe-writes", action="store_true", help="measure a console edit every 100 ms from a second process")
+    parser.add_argument("--serial", action="store_true",
+                        help="receive and process in turns in this one process (the pre-pipelining measurement) instead of a worker process")
+    parser.add_argument("--threads", type=int, default=0, help="worker threads (default: the Huey consumer's, SIYU_WORKERS or 2)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="siyu-bench-") as home:
         _setup(home)
-        result = run(args.messages, args.words, args.ad_share, args.profile, args.batch, args.probe_writes)
+        if args.profile and not args.serial:
+            parser.error("--profile needs --serial (the profile is of this process)")
+        result = run(args.messages, args.words, args.ad_share, args.profile, args.batch, args.probe_writes, args.serial, args.threads)
     print(json.dumps(result, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 

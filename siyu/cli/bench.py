@@ -26,11 +26,13 @@ def pipeline(
     words: Annotated[int, typer.Option(help="Size of the sensitive/competitor word list.")] = 1000,
     batch: Annotated[int, typer.Option(help="Messages per batch (0: the worker's SIYU_INBOX_BATCH_SIZE).")] = 0,
     probe_writes: Annotated[bool, typer.Option("--probe-writes", help="Time a console edit every 100 ms from a second process.")] = False,
+    serial: Annotated[bool, typer.Option("--serial", help="Receive and process in turns in one process (no worker process).")] = False,
+    threads: Annotated[int, typer.Option(help="Worker threads (0: the Huey consumer's, SIYU_WORKERS).")] = 0,
     json_out: Annotated[bool, typer.Option("--json")] = True,
 ) -> None:
     """Group messages through inbox → moderation → persisted, vs a naive keyword matcher."""
-    _run("pipeline", ["--messages", str(messages), "--words", str(words), "--batch", str(batch),
-                      *(["--probe-writes"] if probe_writes else []), *(["--json"] if json_out else [])])
+    _run("pipeline", ["--messages", str(messages), "--words", str(words), "--batch", str(batch), "--threads", str(threads),
+                      *(["--probe-writes"] if probe_writes else []), *(["--serial"] if serial else []), *(["--json"] if json_out else [])])
 
 
 @bench_app.command("clv")

@@ -9,18 +9,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_pipeline_bench_processes_every_message_once_and_probes_console_writes(tmp_path):
+def _bench(tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIYU_", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"))}
     env["TMPDIR"] = str(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-m", "bench.pipeline", "--messages", "600", "--words", "50", "--batch", "200", "--probe-writes", "--json"],
+        [sys.executable, "-m", "bench.pipeline", "--messages", "600", "--words", "50", "--batch", "200", *args, "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
+
+@pytest.mark.parametrize("mode", ["pipelined", "serial"])
+def test_the_pipeline_bench_processes_every_message_once_and_probes_console_writes(tmp_path, mode):
+    result = _bench(tmp_path, "--probe-writes", *(["--serial"] if mode == "serial" else ["--threads", "2"]))
+
+    assert result["mode"] == mode
+    assert result["worker_threads"] == (2 if mode == "pipelined" else 0)
     assert result["database"] == "sqlite"
     assert result["batch"] == 200
     assert result["stored_messages"] == 600  # each once, although 25 per batch were delivered twice
