@@ -189,10 +189,10 @@ def _worker(tasks: Any, results: Any, threads: int) -> None:
                     totals["first"] = min(totals["first"] or first, first)
                     totals["last"] = max(totals["last"] or last, last)
 
-    results.put("ready")
     running = [threading.Thread(target=loop, name=f"worker-{n}") for n in range(threads)]
     for thread in running:
         thread.start()
+    results.put("ready")
     for thread in running:
         thread.join()
     results.put({"latencies": latencies, "fallback": totals["fallback"],

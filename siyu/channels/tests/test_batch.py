@@ -407,3 +407,39 @@ def test_rows_another_worker_processed_after_the_batch_read_them_are_skipped(mon
     assert counts["processed"] + counts["ignored"] == len(ids) - len(taken)
     assert GroupMessage.objects.in_workspace(ws).count() == 9  # each message once
     assert set(InboxEvent.objects.in_workspace(ws).values_list("attempts", flat=True)) == {1}
+
+
+def test_waiting_batches_go_oldest_first_one_at_a_time():
+    import threading
+
+    from siyu.channels.inbox import OldestFirst
+
+    gate = OldestFirst()
+    ran: list[int] = []
+    inside = 0
+    most_inside = 0
+    arrived = threading.Semaphore(0)
+
+    def batch(first_id: int) -> None:
+        nonlocal inside, most_inside
+        arrived.release()
+        with gate.turn(first_id):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            ran.append(first_id)
+            inside -= 1
+
+    with gate.turn(1):  # a batch is running; three more arrive out of order meanwhile
+        threads = []
+        for first_id in (300, 100, 200):
+            thread = threading.Thread(target=batch, args=(first_id,))
+            thread.start()
+            threads.append(thread)
+            arrived.acquire()
+        while len(gate._waiting) < 3:
+            threading.Event().wait(0.01)
+    for thread in threads:
+        thread.join(10)
+    assert ran == [100, 200, 300]
+    assert most_inside == 1
+    assert not gate._waiting
