@@ -23,7 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from typing import Any
+from typing import BinaryIO
 
 from django.db.backends.sqlite3 import base
 
@@ -32,8 +32,8 @@ TURN_GIVE_UP = 10.0
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _turn: tuple[int, int] | None = None  # (pid, fd) of the turn file while this connection holds a turn
-    _turn_files: dict[int, int] | None = None  # pid → this connection's open turn file
+    _turn_file: tuple[int, BinaryIO] | None = None  # (pid, file) this connection takes its turns on
+    _has_turn = False
 
     def _start_transaction_under_autocommit(self) -> None:
         self._take_turn()
@@ -60,24 +60,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
             super()._close()  # type: ignore[misc]  # (django-stubs lacks the private hooks)
         finally:
             self._end_turn()
+            held, self._turn_file = self._turn_file, None
+            if held is not None and held[0] == os.getpid():
+                held[1].close()  # opened again by the next transaction; no file left open per finished thread
 
-    def _turn_file(self) -> int | None:
+    def _turn_fd(self) -> int | None:
         name = str(self.settings_dict.get("NAME") or "")
         if not name or name == ":memory:" or "mode=memory" in name:
             return None
-        pid = os.getpid()  # a forked child opens its own file: an inherited one shares the parent's lock
-        files = self._turn_files
-        if files is None:
-            files = self._turn_files = {}
-        fd = files.get(pid)
-        if fd is None:
-            fd = files[pid] = os.open(f"{name}.turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        return fd
+        held = self._turn_file
+        # a forked child opens its own file: one inherited from the parent shares the parent's lock
+        if held is None or held[0] != os.getpid():
+            fd = os.open(f"{name}.turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            held = self._turn_file = (os.getpid(), os.fdopen(fd, "r+b"))  # kept open with the connection
+        return held[1].fileno()
 
     def _take_turn(self) -> None:
-        if self._turn is not None:
+        if self._has_turn:
             return
-        fd = self._turn_file()
+        fd = self._turn_fd()
         if fd is None:
             return
         deadline: float | None = None
@@ -94,17 +95,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 time.sleep(pause)
                 pause = min(pause * 2, 0.002)
                 continue
-            self._turn = (os.getpid(), fd)
+            self._has_turn = True
             return
 
     def _end_turn(self) -> None:
-        turn, self._turn = self._turn, None
-        if turn is not None and turn[0] == os.getpid():
-            fcntl.flock(turn[1], fcntl.LOCK_UN)
-
-
-__all__ = ["DatabaseWrapper"]
-
-
-def __getattr__(name: str) -> Any:  # the rest of Django's backend module (features, operations …)
-    return getattr(base, name)
+        had, self._has_turn = self._has_turn, False
+        held = self._turn_file
+        if had and held is not None and held[0] == os.getpid():
+            fcntl.flock(held[1].fileno(), fcntl.LOCK_UN)

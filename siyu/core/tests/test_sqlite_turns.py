@@ -20,8 +20,12 @@ pytestmark = [
 ]
 
 
+def _open_turn_file() -> int:
+    return os.open(f"{connection.settings_dict['NAME']}.turn", os.O_RDWR | os.O_CREAT, 0o600)
+
+
 def _turn_is_free() -> bool:
-    fd = os.open(f"{connection.settings_dict['NAME']}.turn", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_turn_file()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -36,7 +40,7 @@ def _turn_is_free() -> bool:
 @pytest.fixture
 def held_turn():
     """The turn taken by someone else (a file lock with no transaction behind it)."""
-    fd = os.open(f"{connection.settings_dict['NAME']}.turn", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_turn_file()
     fcntl.flock(fd, fcntl.LOCK_EX)
     yield fd
     fcntl.flock(fd, fcntl.LOCK_UN)
