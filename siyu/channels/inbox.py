@@ -17,8 +17,8 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import orjson
@@ -440,10 +440,13 @@ def pending_ids(older_than: dt.timedelta = dt.timedelta(seconds=30), limit: int 
 
 
 class OldestFirst:
-    """One holder at a time; when several wait, the one with the smallest key (a
-    batch's first inbox id: the oldest rows) goes next, whatever order they came in —
-    the worker's threads dequeue their tasks in order but may reach this gate out of
-    it, and processing order decides auto-reply cool-downs and flood windows."""
+    """One holder at a time, in the order of keys (a batch's first inbox id: the oldest
+    rows first). A batch takes its place in line when it starts (:meth:`place`) and
+    waits for its turn only when it needs it (:meth:`Place.turn`): the turn goes to the
+    smallest key in line, so a batch that is still reading and preparing its rows keeps
+    the batches after it waiting. The worker's threads dequeue their tasks in order but
+    may reach the turn out of it, and processing order decides auto-reply cool-downs and
+    flood windows."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -452,29 +455,58 @@ class OldestFirst:
         self._arrivals = itertools.count()
 
     @contextmanager
-    def turn(self, key: int) -> Iterator[None]:
+    def place(self, key: int) -> Iterator[Place]:
+        """A place in line for ``key``, given up on leaving (whether or not its turn came)."""
         mine = (key, next(self._arrivals))
         with self._changed:
             heapq.heappush(self._waiting, mine)
-            try:
-                while self._busy or self._waiting[0] != mine:
-                    self._changed.wait()
-            except BaseException:
+        try:
+            yield Place(self, mine)
+        finally:
+            self._leave(mine)
+
+    @contextmanager
+    def turn(self, key: int) -> Iterator[None]:
+        """A place and, at once, its turn."""
+        with self.place(key) as place, place.turn():
+            yield
+
+    def _wait_for(self, mine: tuple[int, int]) -> None:
+        with self._changed:
+            while self._busy or self._waiting[0] != mine:
+                self._changed.wait()
+            self._busy = True
+
+    def _done(self, mine: tuple[int, int]) -> None:
+        with self._changed:
+            self._busy = False
+        self._leave(mine)
+
+    def _leave(self, mine: tuple[int, int]) -> None:
+        with self._changed:
+            if mine in self._waiting:
                 self._waiting.remove(mine)
                 heapq.heapify(self._waiting)
-                self._changed.notify_all()
-                raise
-            heapq.heappop(self._waiting)
-            self._busy = True
+            self._changed.notify_all()
+
+
+class Place:
+    """A batch's place in an :class:`OldestFirst` line."""
+
+    def __init__(self, line: OldestFirst, mine: tuple[int, int]) -> None:
+        self._line, self._mine = line, mine
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait until no one holds the turn and no smaller key is in line; hold it."""
+        self._line._wait_for(self._mine)
         try:
             yield
         finally:
-            with self._changed:
-                self._busy = False
-                self._changed.notify_all()
+            self._line._done(self._mine)
 
 
-#: on SQLite, one batch at a time per process, oldest rows first (see :func:`process_batch`)
+#: on SQLite, one batch's transaction at a time per process, oldest rows first (see :func:`process_batch`)
 _BATCHES = OldestFirst()
 
 
@@ -507,18 +539,22 @@ def process_batch(inbox_ids: Sequence[int], *, fill: int = 0, latencies: list[fl
     The rows are read, and the work that depends on their texts alone is done (see
     :meth:`MessageBatch.prepare`), before the transaction begins: the write lock is held
     for the decisions that depend on stored state, and for the writes. On SQLite a
-    process runs one batch at a time, the oldest rows first when several wait
-    (:class:`OldestFirst`; the worker's threads would only contend for the one write
-    lock and the interpreter: two batches at once measured the same throughput with
-    twice the decision latency).
+    process runs one batch's transaction at a time, in the order of the batches' first
+    rows (:class:`OldestFirst`: the worker's threads would otherwise only contend for
+    the one write lock and the interpreter — two whole batches at once measured the same
+    throughput with twice the decision latency); the next batch reads and prepares its
+    rows meanwhile, while the running one is in SQLite with the interpreter free.
 
     Returns counts of rows by outcome.
     """
-    with _BATCHES.turn(min(inbox_ids, default=0)) if connection.vendor == "sqlite" else nullcontext():
-        return _process_batch(inbox_ids, fill, latencies)
+    if connection.vendor != "sqlite":
+        return _process_batch(inbox_ids, fill, latencies, nullcontext)
+    with _BATCHES.place(min(inbox_ids, default=0)) as place:
+        return _process_batch(inbox_ids, fill, latencies, place.turn)
 
 
-def _process_batch(inbox_ids: Sequence[int], fill: int, latencies: list[float] | None) -> dict[str, int]:
+def _process_batch(inbox_ids: Sequence[int], fill: int, latencies: list[float] | None,
+                   turn: Callable[[], AbstractContextManager[None]]) -> dict[str, int]:
     from siyu.channels.handlers import MessageBatch, handle
 
     ids = sorted(set(inbox_ids))
@@ -539,7 +575,7 @@ def _process_batch(inbox_ids: Sequence[int], fill: int, latencies: list[float] |
         for row in rows:
             row._state.fields_cache["account"] = accounts[row.account_id]
         prepared = MessageBatch.prepare(rows)
-        with transaction.atomic():
+        with turn(), transaction.atomic():
             # claimed now: rows another worker processed meanwhile are left to it
             claimed = _claim(ids)
             rows = [row for row in rows if row.pk in claimed]

@@ -443,3 +443,44 @@ def test_waiting_batches_go_oldest_first_one_at_a_time():
     assert ran == [100, 200, 300]
     assert most_inside == 1
     assert not gate._waiting
+
+
+def test_a_batch_still_preparing_keeps_later_batches_waiting():
+    """The line is taken when a batch starts, the turn when it has read and prepared its
+    rows: a later batch that is ready first still waits for the earlier one."""
+    import threading
+
+    from siyu.channels.inbox import OldestFirst
+
+    gate = OldestFirst()
+    ran: list[int] = []
+    later_waiting = threading.Event()
+
+    with gate.place(100) as earlier:  # started; still preparing
+        def later() -> None:
+            with gate.place(200) as place:
+                later_waiting.set()
+                with place.turn():
+                    ran.append(200)
+
+        thread = threading.Thread(target=later)
+        thread.start()
+        later_waiting.wait(10)
+        thread.join(0.2)
+        assert thread.is_alive() and ran == []  # ready, but behind the batch in line
+        with earlier.turn():
+            ran.append(100)
+    thread.join(10)
+    assert ran == [100, 200]
+    assert not gate._waiting
+
+
+def test_a_batch_that_fails_before_its_turn_gives_up_its_place():
+    from siyu.channels.inbox import OldestFirst
+
+    gate = OldestFirst()
+    with pytest.raises(RuntimeError), gate.place(100):
+        raise RuntimeError("reading the rows failed")
+    with gate.turn(200):  # not held back by the batch that left
+        pass
+    assert not gate._waiting
