@@ -746,10 +746,12 @@ def _import_row(
                     missing = [t for t in tags if t.pk not in held]
                     if missing:
                         do_tag_contacts(workspace, actor, [contact], missing, source=TagSource.IMPORT)
-        except (SiyuError, DatabaseError) as exc:
+        except SiyuError as exc:
+            raise _Reject(exc.message) from None
+        except DatabaseError as exc:
             # Validation above mirrors the actions; this catches what only the database
             # can tell (a concurrent writer, a constraint).
-            raise _Reject(getattr(exc, "message", None) or str(exc)) from None
+            raise _Reject(_database_reason(exc)) from None
         for ref, tag in zip(row.tags, tags, strict=True):
             parser.tags.add((ref.group, ref.name), tag, tag.group.exclusive)
     else:
@@ -757,6 +759,13 @@ def _import_row(
             parser.tags.add((ref.group, ref.name), None)
     report.created_tags.extend(str(ref) for ref in new_tags)
     return outcome
+
+
+def _database_reason(exc: DatabaseError) -> str:
+    """The database's own one-line reason: PostgreSQL's primary message (without the
+    DETAIL and CONTEXT lines psycopg adds to the text), SQLite's message."""
+    primary = getattr(getattr(exc.__cause__, "diag", None), "message_primary", None)
+    return str(primary or next(iter(str(exc).splitlines()), "") or type(exc).__name__)
 
 
 def _tags_for(workspace: Workspace, actor: Staff | None, refs: Sequence[_TagRef], known: _Tags) -> list[Tag]:

@@ -3,28 +3,22 @@ Huey consumer sends the first message and is killed (SIGKILL) while the runs wai
 second consumer wakes them and each contact gets the second message exactly once."""
 
 import datetime as dt
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from siyu.channels.actions import do_create_channel_account
 from siyu.channels.models import SandboxDelivery
 from siyu.contacts.actions import do_add_identity
-from siyu.core.testing import make_contact, make_workspace
+from siyu.core.testing import make_contact, make_workspace, start_consumer, wait_for
 from siyu.journeys.actions import do_enrol_contact, do_publish_journey, do_save_journey
 from siyu.journeys.models import JourneyRun, JourneyStepLog, RunState
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[3]
 CONTACTS = 20
 WAIT_SECONDS = 6
 
@@ -38,37 +32,10 @@ steps:
 """
 
 
-def _consumer(huey_home: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SIYU_SQLITE_PATH": str(connection.settings_dict["NAME"]),
-        "SIYU_HOME": str(huey_home),
-        "SIYU_JOURNEY_LEASE_SECONDS": "2",
-        "SIYU_OUTBOX_LEASE_SECONDS": "2",
-        "SIYU_WORKERS": "2",
-        "SIYU_PII_KEY": settings.SIYU_PII_KEY,
-    }
-    env.pop("SIYU_HUEY_IMMEDIATE", None)
-    env.pop("DATABASE_URL", None)
-    log = open(huey_home / "consumer.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "django", "run_huey"], cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _texts(text: str) -> int:
     return sum(1 for p in SandboxDelivery.objects.values_list("payload", flat=True) if p.get("text") == text)
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="the consumer subprocess is pointed at the SQLite test file")
 def test_a_run_survives_a_worker_restart_mid_wait_and_continues_exactly_once(tmp_path):
     # given a published journey (message, 6 s wait, message) and 20 contacts on the sandbox channel
     ws = make_workspace()
@@ -84,9 +51,9 @@ def test_a_run_survives_a_worker_restart_mid_wait_and_continues_exactly_once(tmp
     JourneyRun.objects.update(wake_at=timezone.now())  # ...but due for the consumer's startup sweep
 
     # when a real consumer starts them and is killed while they wait
-    first = _consumer(tmp_path)
+    first = start_consumer(tmp_path, SIYU_JOURNEY_LEASE_SECONDS="2", SIYU_OUTBOX_LEASE_SECONDS="2", SIYU_WORKERS="2")
     try:
-        _wait_for(lambda: JourneyRun.objects.filter(state=RunState.WAITING).count() == CONTACTS and _texts("第一条") == CONTACTS,
+        wait_for(lambda: JourneyRun.objects.filter(state=RunState.WAITING).count() == CONTACTS and _texts("第一条") == CONTACTS,
                   60, "every run sent its first message and waits")
     finally:
         first.send_signal(signal.SIGKILL)
@@ -96,9 +63,9 @@ def test_a_run_survives_a_worker_restart_mid_wait_and_continues_exactly_once(tmp
     time.sleep(WAIT_SECONDS + 2.5)  # the waits end while no worker runs; any lease runs out
 
     # and a second consumer starts
-    second = _consumer(tmp_path)
+    second = start_consumer(tmp_path, SIYU_JOURNEY_LEASE_SECONDS="2", SIYU_OUTBOX_LEASE_SECONDS="2", SIYU_WORKERS="2")
     try:
-        _wait_for(lambda: JourneyRun.objects.filter(state=RunState.COMPLETED).count() == CONTACTS and _texts("第二条") == CONTACTS,
+        wait_for(lambda: JourneyRun.objects.filter(state=RunState.COMPLETED).count() == CONTACTS and _texts("第二条") == CONTACTS,
                   90, "every run completed")
         time.sleep(1.5)  # the first consumer's delayed wake-ups also fire now: they must find nothing to do
     finally:
