@@ -41,6 +41,7 @@ class GroupOut(Schema):
     member_count: int
     created_at: dt.datetime
     archived_at: dt.datetime | None
+    dismissed_at: dt.datetime | None
 
     @staticmethod
     def resolve_admin_ids(obj: Group) -> list[int]:
@@ -132,6 +133,24 @@ def update_group(request: HttpRequest, group_id: int, payload: GroupPatch) -> An
 def archive_group(request: HttpRequest, group_id: int) -> Any:
     actions.do_archive_group(_group(request, group_id), me(request))
     return _group(request, group_id)
+
+
+class DismissIn(Schema):
+    farewell: str = Field("", max_length=500)
+    reason: str = Field("", max_length=200)
+
+
+class DismissOut(Schema):
+    group: GroupOut
+    #: what was queued: ``{"outbox": id}`` (the channel dismisses) or ``{"staff_task": id}`` (the owner does); empty on a repeat
+    queued: list[dict[str, int]]
+
+
+@router.post("/groups/{int:group_id}/dismiss", response={200: DismissOut, **ERRORS})
+def dismiss_group(request: HttpRequest, group_id: int, payload: DismissIn) -> Any:
+    """Dismiss the group on its channel (解散群: farewell, everyone out) and archive it."""
+    queued = actions.do_dismiss_group(_group(request, group_id), me(request), farewell_text=payload.farewell, reason=payload.reason)
+    return {"group": _group(request, group_id), "queued": queued}
 
 
 class MemberOut(Schema):

@@ -111,6 +111,7 @@ class CommandKind(StrEnum):
     SET_GROUP_TOPIC = "set_group_topic"
     SET_GROUP_NAME = "set_group_name"
     CREATE_GROUP = "create_group"
+    DISMISS_GROUP = "dismiss_group"  # payload: farewell (optional, posted first), reason
     MASS_MESSAGE_TASK = "mass_message_task"
     MARK_TAGS = "mark_tags"
 
@@ -125,6 +126,7 @@ COMMAND_CAPABILITY: dict[CommandKind, Capability] = {
     CommandKind.SET_GROUP_TOPIC: Capability.SET_GROUP_TOPIC,
     CommandKind.SET_GROUP_NAME: Capability.SET_GROUP_TOPIC,
     CommandKind.CREATE_GROUP: Capability.CREATE_GROUP,
+    CommandKind.DISMISS_GROUP: Capability.DISMISS_GROUP,
     CommandKind.MASS_MESSAGE_TASK: Capability.MASS_MESSAGE_TASK,
     CommandKind.MARK_TAGS: Capability.SYNC_TAGS,
 }

@@ -17,8 +17,8 @@ from siyu.channels.models import ChannelAccount, InboxEvent
 from siyu.channels.registry import adapter_for
 from siyu.communities.actions import (
     do_add_member,
-    do_archive_group,
     do_ensure_group,
+    do_record_group_dismissed,
     do_record_group_message,
     do_remove_member,
     do_set_member_role,
@@ -127,7 +127,7 @@ def on_group_created(account: ChannelAccount, event: InboxEvent) -> str:
 
 def on_group_dismissed(account: ChannelAccount, event: InboxEvent) -> str:
     group, _ = do_ensure_group(account, str(event.data["group_id"]))
-    do_archive_group(group, None)
+    do_record_group_dismissed(group)
     return "ok"
 
 

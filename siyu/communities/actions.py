@@ -124,6 +124,75 @@ def do_archive_group(group: Group, actor: Staff | None) -> Group:
     return group
 
 
+def do_dismiss_group(group: Group, actor: Staff | None, *, farewell_text: str | None = None, reason: str = "") -> list[dict[str, Any]]:
+    """Dismiss a group (解散群) — on the platform, not only in siyu: the channel posts the
+    farewell (optional) and ends the group (Matrix: closed to joins, everyone removed, the
+    bot leaves) through the outbox; a channel that cannot (WeCom: only the owner can
+    dismiss a customer group, in the app) gets a staff task for the group's owner with the
+    farewell to post first. Then the group is archived (memberships close, open alerts
+    are resolved). Returns what was queued, ``[{"outbox": id} | {"staff_task": id}]``
+    (empty for a group on no channel). Safe to repeat: the command and the task are keyed
+    by the group, and a dismissed group is answered unchanged. Records ``group.dismissed``."""
+    from siyu.channels.actions import do_create_staff_task
+    from siyu.channels.base import Command, CommandKind
+    from siyu.channels.outbox import do_enqueue
+    from siyu.channels.registry import adapter_for
+    from siyu.communities.models import Alert
+
+    require(actor, Perm.MANAGE_GROUPS)
+    farewell = (farewell_text or "").strip()
+    reason = reason.strip()
+    if len(farewell) > 500 or len(reason) > 200:
+        raise ValidationFailed("the farewell is at most 500 characters and the reason 200", code="invalid_dismissal")
+    applied: list[dict[str, Any]] = []
+    with transaction.atomic():
+        locked = Group.objects.select_for_update(of=("self",)).select_related("workspace", "channel_account", "owner").get(pk=group.pk)
+        if locked.dismissed_at is not None:
+            group.archived_at, group.dismissed_at = locked.archived_at, locked.dismissed_at
+            return applied
+        account = locked.channel_account
+        if account is not None and locked.external_id:
+            command = Command(CommandKind.DISMISS_GROUP, f"dismiss:{locked.pk}", locked.external_id,
+                              {"farewell": farewell, "reason": reason or "群已解散"})
+            if adapter_for(account).can(command.required_capability()):
+                row, _ = do_enqueue(account, command)
+                applied.append({"outbox": row.pk})
+            else:
+                title = f"解散群「{locked.name}」" + ("（先发告别公告）" if farewell else "")
+                task, _ = do_create_staff_task(locked.workspace_id, kind="dismiss_group", title=title,
+                                               detail={"group": locked.pk, "group_external_id": locked.external_id, "farewell": farewell},
+                                               account=account, assignee=locked.owner, dedupe_key=f"task:dismiss:{locked.pk}")
+                applied.append({"staff_task": task.pk})
+        now = timezone.now()
+        for alert in Alert.objects.filter(group=locked, resolved_at__isnull=True):
+            _resolve(alert, actor, "group dismissed", now)
+        do_archive_group(locked, actor)
+        locked.dismissed_at = now
+        locked.save(update_fields=["dismissed_at"])
+        record_audit(locked.workspace, actor, "group.dismissed", target=locked, summary=locked.name,
+                     after={"farewell": farewell, "reason": reason, "applied": applied})
+    group.archived_at, group.dismissed_at = locked.archived_at, locked.dismissed_at
+    return applied
+
+
+def do_record_group_dismissed(group: Group) -> Group:
+    """The platform reports the group dismissed (WeCom's ``dismiss`` callback — the owner
+    did it in the app, perhaps from the task :func:`do_dismiss_group` gave them): archived
+    and marked dismissed, and that task, if still open, is done. A system change."""
+    from siyu.channels.actions import do_close_staff_task
+    from siyu.channels.models import StaffTask, StaffTaskStatus
+
+    with transaction.atomic():
+        do_archive_group(group, None)
+        if group.dismissed_at is None:
+            group.dismissed_at = timezone.now()
+            group.save(update_fields=["dismissed_at"])
+        task = StaffTask.objects.filter(workspace_id=group.workspace_id, dedupe_key=f"task:dismiss:{group.pk}", status=StaffTaskStatus.OPEN).first()
+        if task is not None:
+            do_close_staff_task(task, None, status=StaffTaskStatus.DONE)
+    return group
+
+
 def do_add_member(
     group: Group,
     contact: Contact,

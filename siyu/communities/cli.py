@@ -3,6 +3,7 @@
     siyu groups settings 12 --workspace acme --json
     siyu groups auto-replies list --workspace acme --json
     siyu groups rebuild-activity --workspace acme --json
+    siyu groups dismiss 12 --workspace acme --farewell "感谢陪伴，群将解散" --json
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from siyu.cli.runtime import command, emit, workspace_by_slug
+from siyu.cli.runtime import command, emit, staff_or_system, workspace_by_slug
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", help="Workspace slug.")]
@@ -44,6 +45,31 @@ def settings_command(group_id: int, workspace: WorkspaceOpt, json_out: JsonFlag 
         result = group_settings(workspace, group_id)
         lines = [f"{k}: {v['value']!r} ({v['source']})" for k, v in result["effective"].items()]
         emit(json_out, result, "\n".join(lines))
+
+
+@groups_app.command("dismiss")
+def dismiss_command(
+    group_id: int,
+    workspace: WorkspaceOpt,
+    farewell: Annotated[str, typer.Option("--farewell", help="Posted in the group before it ends.")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Shown to removed members where the channel shows one.")] = "",
+    staff: Annotated[str | None, typer.Option("--staff", help="Act as this staff e-mail (default: the system).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Dismiss a group (解散群) on its channel — farewell, everyone out, the bot leaves; or a
+    task for the owner where the channel cannot — and archive it."""
+    from siyu.communities.actions import do_dismiss_group
+    from siyu.communities.models import Group
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        group = Group.objects.get_in_workspace(ws, pk=group_id)
+        queued = do_dismiss_group(group, staff_or_system(ws, staff), farewell_text=farewell, reason=reason)
+        result = {"group_id": group.pk, "group": group.name, "archived_at": group.archived_at, "dismissed_at": group.dismissed_at,
+                  "queued": queued}
+        how = ("the owner has a task to dismiss it in the app" if any("staff_task" in q for q in queued)
+               else "the channel dismisses it" if queued else "nothing to send (already dismissed, or on no channel)")
+        emit(json_out, result, f"{group.name}: archived; {how}")
 
 
 @groups_app.command("rebuild-activity")

@@ -61,6 +61,8 @@ class Group(WorkspaceOwned):
     admins = models.ManyToManyField(Staff, blank=True, related_name="admin_groups")
     created_at = models.DateTimeField()
     archived_at = models.DateTimeField(null=True, blank=True)
+    #: dismissed on the platform too (解散群, :func:`siyu.communities.actions.do_dismiss_group`), not only archived here
+    dismissed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -64,6 +64,7 @@ urlpatterns = [
     path("groups/<int:group_id>/members/<int:membership_id>/role/", groups.member_role, name="member_role"),
     path("groups/<int:group_id>/health/refresh/", groups.group_health_refresh, name="group_health_refresh"),
     path("groups/<int:group_id>/repull/", groups.group_repull, name="group_repull"),
+    path("groups/<int:group_id>/dismiss/", groups.group_dismiss, name="group_dismiss"),
     path("groups/alerts/", groups.group_alerts, name="group_alerts"),
     path("groups/alerts/<int:alert_id>/resolve/", groups.group_alert_resolve, name="group_alert_resolve"),
     path("groups/<int:group_id>/settings/", group_settings_views.group_settings, name="group_settings"),

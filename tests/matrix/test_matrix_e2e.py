@@ -144,3 +144,48 @@ def _left(member_event: dict | None) -> dict | None:
 
 def _redacted(event: dict) -> dict | None:
     return event if "redacted_because" in (event.get("unsigned") or {}) else None
+
+
+def test_dismissing_a_group_ends_the_real_room(synapse: SynapseServer, matrix: MatrixCast, siyu_side) -> None:
+    import uuid
+
+    from tests.matrix.users import UserClient
+
+    account, api, auth = siyu_side
+    alice, bob, bot_id = matrix.alice, matrix.bob, matrix.bot.user_id
+    carol = UserClient(synapse.base_url, synapse.register(f"carol-{uuid.uuid4().hex[:8]}"))
+    try:
+        # given a room alice created, the bot a moderator in it, bob a member and carol invited
+        room = alice.create_room("双11快闪群", invite=[bot_id])
+        with RunningListener(account):
+            group = wait_for("the room to become a group", lambda: _group(account, room))
+            assert wait_for("the bot to join", lambda: (alice.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
+            alice.grant_power(room, bot_id, 50)
+            alice.invite(room, bob.user_id)
+            bob.join(room)
+            alice.invite(room, carol.user.user_id)
+            wait_for("bob's membership", lambda: Membership.objects.filter(group=group, contact__name="Bob", left_at__isnull=True).exists())
+
+            # when the group is dismissed through the API with a farewell
+            response = api.post(f"/api/v1/groups/{group.pk}/dismiss", {"farewell": "活动结束，本群解散，感谢陪伴！"},
+                                content_type="application/json", headers=auth)
+            assert response.status_code == 200, response.content
+
+            # then the bot posted the farewell, closed the room, removed bob and carol's invitation, and left
+            farewell = wait_for("the farewell", lambda: alice.texts_from(room, bot_id))
+            assert [e["content"]["body"] for e in farewell] == ["活动结束，本群解散，感谢陪伴！"]
+            bot_left = wait_for("the bot to leave", lambda: _left(alice.membership(room, bot_id)))
+            assert bot_left["sender"] == bot_id
+        for user_id in (bob.user_id, carol.user.user_id):
+            member = alice.membership(room, user_id) or {}
+            assert (member["content"]["membership"], member["sender"]) == ("leave", bot_id), user_id
+        assert alice.state_content(room, "m.room.join_rules") == {"join_rule": "invite"}
+        assert (alice.membership(room, alice.user.user_id) or {})["content"]["membership"] == "join"  # her level is above the bot's
+
+        # and siyu shows the group dismissed, the command sent once, nobody left in it
+        body = api.get(f"/api/v1/groups/{group.pk}", headers=auth).json()
+        assert body["dismissed_at"] and body["archived_at"]
+        assert [(o.command, o.status) for o in OutboxMessage.objects.filter(account=account)] == [("dismiss_group", OutboxStatus.SENT)]
+        assert not Membership.objects.filter(group=group, left_at__isnull=True).exists()
+    finally:
+        carol.close()

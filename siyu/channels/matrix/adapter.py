@@ -54,6 +54,7 @@ class MatrixAdapter(ChannelAdapter):
         Capability.INVITE_MEMBER,
         Capability.SET_GROUP_TOPIC,
         Capability.CREATE_GROUP,
+        Capability.DISMISS_GROUP,
     })
 
     def __init__(self, account: ChannelAccount, *, transport: httpx.BaseTransport | None = None) -> None:
@@ -102,6 +103,8 @@ class MatrixAdapter(ChannelAdapter):
                 return client.put_state(room, "m.room.name", {"name": str(payload["name"])})
             case CommandKind.CREATE_GROUP:
                 return self._create_room(client, payload, txn)
+            case CommandKind.DISMISS_GROUP:
+                return self._dismiss_room(client, room, payload, txn)
         raise ValueError(f"no Matrix mapping for {command.kind.value}")  # check() keeps this unreachable
 
     @staticmethod
@@ -114,6 +117,41 @@ class MatrixAdapter(ChannelAdapter):
             if exc.status == 403 and client.membership_of(room, member) in done:
                 return
             raise
+
+    def _dismiss_room(self, client: MatrixClient, room: str, payload: dict[str, Any], txn: str) -> str:
+        """Matrix has no "dismiss": the bot posts the farewell, closes the room to joins
+        (join rule ``invite``), removes everyone who is in or invited — except those at
+        or above its own power level, whom Matrix does not let it remove (the room's
+        creator, when the bot did not create it) — and leaves. A retry goes over the same
+        steps (the farewell keeps its transaction id, people already out are skipped) and
+        finds the room done once the bot has left."""
+        bot = str((self.account.config or {}).get("user_id", ""))
+        if client.membership_of(room, bot) in ("leave", "ban"):
+            return room
+        reason = str(payload.get("reason", "")) or "群已解散"
+        if payload.get("farewell"):
+            client.send_event(room, MESSAGE_EVENT, message_content({"text": str(payload["farewell"])}), f"{txn}-farewell")
+        client.put_state(room, "m.room.join_rules", {"join_rule": "invite"})
+        state = client.room_state(room)
+        levels = next((e.get("content") or {} for e in state if e.get("type") == "m.room.power_levels"), {})
+        users, default = levels.get("users") or {}, int(levels.get("users_default", 0))
+        mine = int(users.get(bot, default))
+        # room version 12 gives the creators unlimited power without listing them in the levels
+        create = next((e for e in state if e.get("type") == "m.room.create"), {})
+        creators = {str(create.get("sender", "")), *map(str, (create.get("content") or {}).get("additional_creators") or ())} - {bot}
+        for event in state:
+            member = str(event.get("state_key", ""))
+            if (event.get("type") != "m.room.member" or member == bot or member in creators or int(users.get(member, default)) >= mine
+                    or (event.get("content") or {}).get("membership") not in ("join", "invite")):
+                continue
+            try:
+                self._membership_change(client, "kick", room, member, reason, done={"leave", "ban"})
+            except MatrixError as exc:
+                if exc.status != 403:
+                    raise  # transient or unexpected: the whole dismissal is retried
+                # refused for this member alone (a level changed meanwhile): the room still ends for everyone else
+        client.leave(room, reason)
+        return room
 
     def _create_room(self, client: MatrixClient, payload: dict[str, Any], txn: str) -> str:
         alias_name = f"siyu-{txn[:24]}"

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from siyu.accounts.permissions import Perm
 from siyu.communities.actions import (
     do_create_group,
+    do_dismiss_group,
     do_infer_member_roles,
     do_refresh_group_health,
     do_repull_group,
@@ -191,6 +192,20 @@ def group_repull(request: HttpRequest, console: Console, group_id: int) -> HttpR
         request, _("Re-pulled: %(n)s members invited to “%(name)s”.") % {"n": len(repull.invited), "name": repull.new_group.name}
     )
     return HttpResponseRedirect(reverse("console:group", args=[repull.new_group_id]))
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def group_dismiss(request: HttpRequest, console: Console, group_id: int) -> HttpResponse:
+    group = Group.objects.get_in_workspace(console.workspace, pk=group_id)
+    queued = do_dismiss_group(group, console.staff, farewell_text=request.POST.get("farewell_text", ""), reason=request.POST.get("reason", ""))
+    if any("staff_task" in q for q in queued):
+        messages.success(request, _("Group archived. The channel cannot dismiss it: the owner has a task to dismiss it in the app."))
+    elif queued:
+        messages.success(request, _("Group dismissed: the bot posts the farewell, removes everyone and leaves."))
+    else:
+        messages.success(request, _("Group archived."))
+    return HttpResponseRedirect(reverse("console:group", args=[group.pk]))
 
 
 @require_GET

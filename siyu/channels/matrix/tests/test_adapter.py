@@ -244,3 +244,76 @@ def test_unsupported_and_malformed_commands_fail_permanently_without_a_request(a
         (False, False, "unsupported"), (False, False, "unsupported"), (False, False, "invalid_payload"),
     ]
     assert server.requests == []
+
+
+def test_dismissing_a_room_posts_the_farewell_closes_it_removes_everyone_it_may_and_leaves(account):
+    # given a room alice created (room version 12: creators are not in the levels), the bot a
+    # moderator (50), erin a moderator too, bob a member, carol invited, dave gone
+    state = [
+        {"type": "m.room.create", "state_key": "", "sender": "@alice:x", "content": {"room_version": "12"}},
+        {"type": "m.room.power_levels", "state_key": "", "content": {"users": {BOT: 50, "@erin:x": 50}, "users_default": 0}},
+        {"type": "m.room.member", "state_key": BOT, "content": {"membership": "join"}},
+        {"type": "m.room.member", "state_key": "@alice:x", "content": {"membership": "join"}},
+        {"type": "m.room.member", "state_key": "@erin:x", "content": {"membership": "join"}},
+        {"type": "m.room.member", "state_key": "@bob:x", "content": {"membership": "join"}},
+        {"type": "m.room.member", "state_key": "@carol:x", "content": {"membership": "invite"}},
+        {"type": "m.room.member", "state_key": "@dave:x", "content": {"membership": "leave"}},
+    ]
+
+    def homeserver(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "GET" and "/state/m.room.member/" in path:
+            return httpx.Response(200, json={"membership": "join"})
+        if request.method == "GET" and path.endswith("/state"):
+            return httpx.Response(200, json=state)
+        return httpx.Response(200, json={"event_id": "$e"})
+
+    matrix, server = adapter(account, homeserver)
+    result = matrix.send(Command(CommandKind.DISMISS_GROUP, "dismiss:7", ROOM, {"farewell": "再见", "reason": "活动结束"}))
+
+    # then: farewell, join rule, kicks of bob and carol (not alice or erin: Matrix would refuse), leave
+    assert (result.ok, result.external_id) == (True, ROOM)
+    room = "/_matrix/client/v3/rooms/%21room%3Aexample.org"
+    calls = server.calls()
+    assert [(m, p.removeprefix(room)) for m, p, _ in calls] == [
+        ("GET", f"/state/m.room.member/{BOT.replace('@', '%40').replace(':', '%3A')}"),
+        ("PUT", f"/send/m.room.message/{txn_id('dismiss:7')}-farewell"),
+        ("PUT", "/state/m.room.join_rules/"),
+        ("GET", "/state"),
+        ("POST", "/kick"),
+        ("POST", "/kick"),
+        ("POST", "/leave"),
+    ]
+    assert calls[1][2]["body"] == "再见" and calls[2][2] == {"join_rule": "invite"}
+    assert [c[2] for c in calls[4:6]] == [{"user_id": "@bob:x", "reason": "活动结束"}, {"user_id": "@carol:x", "reason": "活动结束"}]
+    assert calls[6][2] == {"reason": "活动结束"}
+
+
+def test_a_dismissal_retried_after_the_bot_left_counts_as_done(account):
+    def homeserver(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"membership": "leave"})
+
+    matrix, server = adapter(account, homeserver)
+    result = matrix.send(Command(CommandKind.DISMISS_GROUP, "dismiss:7", ROOM, {"farewell": "再见"}))
+    assert (result.ok, result.external_id) == (True, ROOM)
+    assert [c[0] for c in server.calls()] == ["GET"]
+
+
+def test_a_kick_refused_during_a_dismissal_does_not_keep_the_bot_in_the_room(account):
+    state = [
+        {"type": "m.room.power_levels", "state_key": "", "content": {"users": {BOT: 50}}},
+        {"type": "m.room.member", "state_key": "@bob:x", "content": {"membership": "join"}},
+    ]
+
+    def homeserver(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "GET":
+            return httpx.Response(200, json=state if path.endswith("/state") else {"membership": "join"})
+        if path.endswith("/kick"):
+            return httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "You cannot kick user @bob:x."})
+        return httpx.Response(200, json={"event_id": "$e"})
+
+    matrix, server = adapter(account, homeserver)
+    result = matrix.send(Command(CommandKind.DISMISS_GROUP, "dismiss:8", ROOM, {}))
+    assert result.ok
+    assert [p.rsplit("/", 1)[-1] for m, p, _ in server.calls() if m == "POST"] == ["kick", "leave"]
