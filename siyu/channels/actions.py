@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -52,6 +54,22 @@ def do_create_staff_task(
         )
         record_audit(task.workspace, None, "staff_task.created", target=task, summary=title[:300])
     return task, True
+
+
+def do_command_or_task(account: ChannelAccount, command: Any, *, task_kind: str, title: str, detail: dict | None = None,
+                       assignee: Staff | None = None) -> tuple[str, int]:
+    """Where the account's channel can carry out ``command``, enqueue it; otherwise ask a
+    person: a staff task (``task_kind``, keyed ``task:<the command's idempotency key>``,
+    so a repeat finds the first). Returns ``("outbox", row id)`` or ``("staff_task", task id)``."""
+    from siyu.channels.outbox import do_enqueue
+    from siyu.channels.registry import adapter_for
+
+    if adapter_for(account).can(command.required_capability()):
+        row, _ = do_enqueue(account, command)
+        return "outbox", row.pk
+    task, _ = do_create_staff_task(account.workspace_id, kind=task_kind, title=title, detail=detail, account=account, assignee=assignee,
+                                   dedupe_key=f"task:{command.idempotency_key}")
+    return "staff_task", task.pk
 
 
 def do_close_staff_task(task: StaffTask, actor: Staff | None, *, status: str = StaffTaskStatus.DONE) -> StaffTask:

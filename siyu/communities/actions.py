@@ -131,12 +131,10 @@ def do_dismiss_group(group: Group, actor: Staff | None, *, farewell_text: str | 
     dismiss a customer group, in the app) gets a staff task for the group's owner with the
     farewell to post first. Then the group is archived (memberships close, open alerts
     are resolved). Returns what was queued, ``[{"outbox": id} | {"staff_task": id}]``
-    (empty for a group on no channel). Safe to repeat: the command and the task are keyed
-    by the group, and a dismissed group is answered unchanged. Records ``group.dismissed``."""
-    from siyu.channels.actions import do_create_staff_task
+    (empty for a group on no channel, and on a repeat: a dismissed group is answered
+    unchanged). Records ``group.dismissed``."""
+    from siyu.channels.actions import do_command_or_task
     from siyu.channels.base import Command, CommandKind
-    from siyu.channels.outbox import do_enqueue
-    from siyu.channels.registry import adapter_for
     from siyu.communities.models import Alert
 
     require(actor, Perm.MANAGE_GROUPS)
@@ -154,15 +152,11 @@ def do_dismiss_group(group: Group, actor: Staff | None, *, farewell_text: str | 
         if account is not None and locked.external_id:
             command = Command(CommandKind.DISMISS_GROUP, f"dismiss:{locked.pk}", locked.external_id,
                               {"farewell": farewell, "reason": reason or "群已解散"})
-            if adapter_for(account).can(command.required_capability()):
-                row, _ = do_enqueue(account, command)
-                applied.append({"outbox": row.pk})
-            else:
-                title = f"解散群「{locked.name}」" + ("（先发告别公告）" if farewell else "")
-                task, _ = do_create_staff_task(locked.workspace_id, kind="dismiss_group", title=title,
-                                               detail={"group": locked.pk, "group_external_id": locked.external_id, "farewell": farewell},
-                                               account=account, assignee=locked.owner, dedupe_key=f"task:dismiss:{locked.pk}")
-                applied.append({"staff_task": task.pk})
+            where, pk = do_command_or_task(
+                account, command, task_kind="dismiss_group", title=f"解散群「{locked.name}」" + ("（先发告别公告）" if farewell else ""),
+                detail={"group": locked.pk, "group_external_id": locked.external_id, "farewell": farewell}, assignee=locked.owner,
+            )
+            applied.append({where: pk})
         now = timezone.now()
         for alert in Alert.objects.filter(group=locked, resolved_at__isnull=True):
             _resolve(alert, actor, "group dismissed", now)
@@ -568,7 +562,7 @@ def do_repull_group(
     does); when a person must invite them, they join through the channel's events later.
     Open alerts of the old group are resolved. Idempotent: a second call returns the first
     re-pull. Records ``group.repulled``."""
-    from siyu.channels.actions import do_create_staff_task
+    from siyu.channels.actions import do_command_or_task, do_create_staff_task
     from siyu.channels.base import Capability, Command, CommandKind
     from siyu.channels.models import ChannelKind
     from siyu.channels.outbox import do_enqueue
@@ -597,16 +591,12 @@ def do_repull_group(
 
     def send_or_task(command: Command, title: str, detail: dict[str, Any]) -> bool:
         nonlocal waiting
-        assert account is not None and adapter is not None
-        if adapter.can(command.required_capability()):
-            row, _ = do_enqueue(account, command)
-            applied.append({"outbox": row.pk, "command": command.kind.value})
-            return True
-        task, _ = do_create_staff_task(workspace.pk, kind=f"repull_{command.kind.value}", title=title, detail=detail, account=account,
-                                       assignee=group.owner, dedupe_key=f"task:{command.idempotency_key}")
-        applied.append({"staff_task": task.pk, "command": command.kind.value})
-        waiting = True
-        return False
+        assert account is not None
+        where, pk = do_command_or_task(account, command, task_kind=f"repull_{command.kind.value}", title=title, detail=detail,
+                                       assignee=group.owner)
+        applied.append({where: pk, "command": command.kind.value})
+        waiting = waiting or where == "staff_task"
+        return where == "outbox"
 
     with transaction.atomic():
         locked = Group.objects.select_for_update().get(pk=group.pk)

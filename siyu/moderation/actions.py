@@ -14,10 +14,9 @@ from django.utils import timezone
 from siyu.accounts.events import record_audit
 from siyu.accounts.models import Staff
 from siyu.accounts.permissions import Perm, require
-from siyu.channels.actions import do_create_staff_task
+from siyu.channels.actions import do_command_or_task
 from siyu.channels.base import Command, CommandKind
 from siyu.channels.models import ChannelAccount
-from siyu.channels.registry import adapter_for
 from siyu.communities.actions import do_add_member, do_remove_member
 from siyu.communities.models import Group, GroupMessage, MemberRole, Membership
 from siyu.contacts.models import ChannelIdentity, Contact
@@ -52,17 +51,11 @@ def _send_or_task(
     account: ChannelAccount, command: Command, applied: list[dict[str, Any]], *, task_title: str, evidence: dict[str, Any]
 ) -> bool:
     """Enqueue the command, or a staff task with the evidence; True when enqueued."""
-    from siyu.channels.outbox import do_enqueue
-
-    if adapter_for(account).can(command.required_capability()):
-        row, _ = do_enqueue(account, command)
-        applied.append({"outbox": row.pk, "command": command.kind.value})
+    where, pk = do_command_or_task(account, command, task_kind=f"moderation_{command.kind.value}", title=task_title, detail=evidence)
+    if where == "outbox":
+        applied.append({"outbox": pk, "command": command.kind.value})
         return True
-    task, _ = do_create_staff_task(
-        account.workspace_id, kind=f"moderation_{command.kind.value}", title=task_title, detail=evidence, account=account,
-        dedupe_key=f"task:{command.idempotency_key}",
-    )
-    applied.append({"staff_task": task.pk, "command": command.kind.value, "reason": f"{account.kind} cannot {command.required_capability().value}"})
+    applied.append({"staff_task": pk, "command": command.kind.value, "reason": f"{account.kind} cannot {command.required_capability().value}"})
     return False
 
 
