@@ -29,6 +29,8 @@ class GroupOut(Schema):
     group_type: str
     horizon: str
     ends_on: dt.date | None
+    dismiss_at_end: bool
+    end_farewell: str
     vision: str
     rights: str
     threshold: str
@@ -53,6 +55,8 @@ class GroupIn(Schema):
     group_type: str = "traffic"
     horizon: str = "long_term"
     ends_on: dt.date | None = None
+    dismiss_at_end: bool = False
+    end_farewell: str = Field("", max_length=500)
     vision: str = Field("", max_length=200)
     rights: str = Field("", max_length=2000)
     threshold: str = "none"
@@ -70,6 +74,8 @@ class GroupPatch(Schema):
     group_type: str | None = None
     horizon: str | None = None
     ends_on: dt.date | None = None
+    dismiss_at_end: bool | None = None
+    end_farewell: str | None = Field(None, max_length=500)
     vision: str | None = Field(None, max_length=200)
     rights: str | None = Field(None, max_length=2000)
     threshold: str | None = None

@@ -20,7 +20,7 @@ from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.models import Workspace
 
 GROUP_FIELDS = (
-    "name", "group_type", "horizon", "ends_on", "vision", "rights", "threshold", "threshold_detail",
+    "name", "group_type", "horizon", "ends_on", "dismiss_at_end", "end_farewell", "vision", "rights", "threshold", "threshold_detail",
     "rules_text", "welcome_message", "capacity", "owner", "external_id", "channel_account",
 )
 MAX_CAPACITY = 2000
@@ -49,6 +49,12 @@ def _clean_group_fields(workspace: Workspace, values: dict[str, Any]) -> dict[st
                 value = dt.date.fromisoformat(value) if value else None
             except ValueError as exc:
                 raise ValidationFailed("ends_on must be YYYY-MM-DD", code="invalid_date") from exc
+        elif key == "dismiss_at_end" and not isinstance(value, bool):
+            raise ValidationFailed("dismiss_at_end must be true or false", code="invalid_dismiss_at_end")
+        elif key == "end_farewell":
+            value = (value or "").strip()
+            if len(value) > 500:
+                raise ValidationFailed("the end farewell is at most 500 characters", code="invalid_dismissal")
         elif key == "owner" and value is not None:
             owner_id = value if isinstance(value, int) else value.pk
             value = Staff.objects.in_workspace(workspace).filter(pk=owner_id).first()
@@ -66,6 +72,8 @@ def _clean_group_fields(workspace: Workspace, values: dict[str, Any]) -> dict[st
 def _check_horizon(group: Group) -> None:
     if group.horizon == Horizon.SHORT_TERM and group.ends_on is None:
         raise ValidationFailed("a short-term group needs an end date (ends_on)", code="ends_on_required")
+    if group.dismiss_at_end and group.horizon != Horizon.SHORT_TERM:
+        raise ValidationFailed("only a short-term group is dismissed at its end date (dismiss_at_end)", code="dismiss_needs_short_term")
 
 
 def _group_snapshot(group: Group) -> dict[str, Any]:
@@ -332,13 +340,19 @@ def do_record_group_message(
 def do_close_ended_short_term_groups(now: dt.datetime | None = None) -> list[int]:
     """Short-term groups (短期群: a flash sale, one event) close once their end date has
     passed in their workspace's time zone: each is archived (memberships close; one
-    ``group.archived`` audit entry each). Returns the ids closed; safe to run repeatedly."""
+    ``group.archived`` audit entry each) — or, when the group says so
+    (``dismiss_at_end``), dismissed on its channel with its end farewell
+    (:func:`do_dismiss_group`: the channel ends the group, or its owner gets the task).
+    Returns the ids closed; safe to run repeatedly."""
     now = now or timezone.now()
     closed: list[int] = []
     due = Group.objects.filter(horizon=Horizon.SHORT_TERM, archived_at__isnull=True, ends_on__isnull=False).select_related("workspace")
     for group in due.order_by("id"):
         if group.ends_on is not None and group.ends_on < now.astimezone(group.workspace.tz).date():
-            do_archive_group(group, None)
+            if group.dismiss_at_end:
+                do_dismiss_group(group, None, farewell_text=group.end_farewell, reason="短期群已到期")
+            else:
+                do_archive_group(group, None)
             closed.append(group.pk)
     return closed
 
@@ -605,7 +619,8 @@ def do_repull_group(
             return existing
         sandbox = account is not None and account.kind == ChannelKind.SANDBOX
         new = do_create_group(
-            workspace, actor, name=name, group_type=group.group_type, horizon=group.horizon, ends_on=group.ends_on, vision=group.vision,
+            workspace, actor, name=name, group_type=group.group_type, horizon=group.horizon, ends_on=group.ends_on, dismiss_at_end=group.dismiss_at_end,
+            end_farewell=group.end_farewell, vision=group.vision,
             rights=group.rights, threshold=group.threshold, threshold_detail=group.threshold_detail, rules_text=group.rules_text,
             welcome_message=group.welcome_message, capacity=group.capacity, owner=group.owner, channel_account=account,
             external_id=f"{group.external_id or 'sbx'}-repull-{group.pk}"[:200] if sandbox else "",

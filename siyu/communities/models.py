@@ -48,6 +48,10 @@ class Group(WorkspaceOwned):
     group_type = models.CharField(max_length=16, choices=GroupType.choices, default=GroupType.TRAFFIC)
     horizon = models.CharField(max_length=16, choices=Horizon.choices, default=Horizon.LONG_TERM)
     ends_on = models.DateField(null=True, blank=True)
+    #: a short-term group is dismissed on its channel (not only archived) once its end date passed
+    dismiss_at_end = models.BooleanField(default=False)
+    #: posted before that dismissal (到期告别语)
+    end_farewell = models.CharField(max_length=500, blank=True, default="")
     vision = models.CharField(max_length=200, blank=True, default="")
     rights = models.TextField(blank=True, default="")
     threshold = models.CharField(max_length=16, choices=Threshold.choices, default=Threshold.NONE)

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from siyu.accounts.models import Role, Staff
-from siyu.communities.models import GroupType, Horizon, Threshold
+from siyu.communities.models import Group, GroupType, Horizon, Threshold
 from siyu.contacts.models import Contact, FieldType, Gender, LifecycleStage, ProfileField, Tag
 from siyu.core.models import Workspace
 
@@ -136,11 +136,20 @@ class StaffAddForm(forms.Form):
 
 
 class GroupForm(forms.Form):
+    """A group's positioning and lifecycle — creating one, or editing it (``group``: the
+    form starts from its values and adds the admins)."""
+
     name = forms.CharField(label=_("Name"), max_length=100)
     group_type = forms.ChoiceField(label=_("Type"), choices=GroupType.choices)
     horizon = forms.ChoiceField(label=_("Horizon"), choices=Horizon.choices)
     ends_on = forms.DateField(label=_("Ends on"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
                               help_text=_("Required for a short-term group."))
+    dismiss_at_end = forms.BooleanField(
+        label=_("Dismiss the group on its channel after the end date"), required=False,
+        help_text=_("Short-term groups only. Otherwise the group is only archived in siyu when it ends."),
+    )
+    end_farewell = forms.CharField(label=_("Farewell posted before the dismissal"), max_length=500, required=False,
+                                   widget=forms.Textarea(attrs={"rows": 2}))
     vision = forms.CharField(label=_("Vision / slogan"), max_length=200, required=False)
     rights = forms.CharField(label=_("Member rights"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
     threshold = forms.ChoiceField(label=_("Threshold"), choices=Threshold.choices)
@@ -148,12 +157,26 @@ class GroupForm(forms.Form):
     rules_text = forms.CharField(label=_("Group rules"), required=False, widget=forms.Textarea(attrs={"rows": 4}))
     capacity = forms.IntegerField(label=_("Capacity"), initial=200)
     owner = forms.ChoiceField(label=pgettext_lazy("assigned staff member", "Owner"), required=False)
+    admins = forms.MultipleChoiceField(label=_("Admins"), required=False, widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args: Any, workspace: Workspace, **kw: Any) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, group: Group | None = None, **kw: Any) -> None:
+        if group is not None:
+            kw.setdefault("initial", {
+                **{f: getattr(group, f) for f in ("name", "group_type", "horizon", "ends_on", "dismiss_at_end", "end_farewell", "vision",
+                                                  "rights", "threshold", "threshold_detail", "rules_text", "capacity")},
+                "owner": str(group.owner_id or ""), "admins": [str(pk) for pk in group.admins.values_list("pk", flat=True)],
+            })
         super().__init__(*args, **kw)
         cast(forms.ChoiceField, self.fields["owner"]).choices = staff_choices(workspace, blank=str(_("— nobody —")))
+        if group is None:
+            del self.fields["admins"]  # appointed once the group exists
+        else:  # a deactivated admin stays listed, so the form can be saved without touching them
+            current = [(str(s.pk), s.display_name) for s in group.admins.filter(is_active=False)]
+            cast(forms.ChoiceField, self.fields["admins"]).choices = [*staff_choices(workspace), *current]
 
     def values(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
         data["owner"] = int(data["owner"]) if data["owner"] else None
+        if "admins" in data:
+            data["admins"] = [int(pk) for pk in data["admins"]]
         return data

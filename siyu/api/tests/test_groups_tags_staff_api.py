@@ -48,6 +48,24 @@ def test_group_validation_errors(api):
     assert ok.status_code == 201
 
 
+def test_a_short_term_group_can_ask_to_be_dismissed_at_its_end(api):
+    created = api.post("/groups", {"name": "618快闪群", "horizon": "short_term", "ends_on": "2026-06-18", "dismiss_at_end": True,
+                                   "end_farewell": "活动结束，感谢参与"})
+    assert created.status_code == 201, created.json()
+    assert (created.json()["dismiss_at_end"], created.json()["end_farewell"]) == (True, "活动结束，感谢参与")
+    group_id = created.json()["id"]
+
+    # turning it into a long-term group while it still asks is refused; both at once is fine
+    refused = api.patch(f"/groups/{group_id}", {"horizon": "long_term", "ends_on": None})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "dismiss_needs_short_term"
+    assert api.get(f"/groups/{group_id}").json()["horizon"] == "short_term"
+    changed = api.patch(f"/groups/{group_id}", {"horizon": "long_term", "ends_on": None, "dismiss_at_end": False}).json()
+    assert (changed["horizon"], changed["dismiss_at_end"], changed["end_farewell"]) == ("long_term", False, "活动结束，感谢参与")
+    too_long = api.patch(f"/groups/{group_id}", {"end_farewell": "再见" * 251})
+    assert too_long.status_code == 422
+    assert api.post("/groups", {"name": "福利群", "dismiss_at_end": True}).json()["error"]["code"] == "dismiss_needs_short_term"
+
+
 def test_archived_group_closes_memberships_and_refuses_joins(api, workspace):
     group = api.post("/groups", {"name": "旧群"}).json()
     contact = make_contact(workspace)

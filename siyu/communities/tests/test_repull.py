@@ -77,8 +77,11 @@ def test_repull_copies_settings_and_is_idempotent():
     ws, owner, _account, group, *_ = _scenario()
     do_create_auto_reply(ws, None, name="发货", pattern="发货", reply="48小时内发货", group=group)
     do_set_policy(ws, None, {"actions": {"url": "warn"}}, group=group)
+    do_update_group(group, None, horizon="short_term", ends_on="2030-06-18", dismiss_at_end=True, end_farewell="活动结束，再见")
     first = do_repull_group(ws, group, actor=owner)
     new = first.new_group
+    # the new group ends as the old one would have: same end date, dismissed at the end with the same farewell
+    assert (new.horizon, str(new.ends_on), new.dismiss_at_end, new.end_farewell) == ("short_term", "2030-06-18", True, "活动结束，再见")
     assert list(AutoReplyRule.objects.filter(group=new).values_list("name", "pattern", "reply")) == [("发货", "发货", "48小时内发货")]
     assert ModerationPolicy.objects.get(group=new).config["actions"]["url"] == "warn"
     group.refresh_from_db()

@@ -191,6 +191,60 @@ def test_short_term_group_without_end_date_shows_the_error(ws, owner, console_cl
     assert not Group.objects.in_workspace(ws).exists()
 
 
+def test_edit_group_positioning_admins_and_dismissal_at_the_end(ws, owner, console_client):
+    group = do_create_group(ws, None, name="秒杀群", vision="旧口号")
+    helper = make_staff(ws, Role.OPERATOR, email="helper@example.com", display_name="小助手")
+    client = console_client(owner)
+
+    # the group page links to the edit form, which starts from the group's values
+    assert f'href="/console/groups/{group.pk}/edit/"' in client.get(f"/console/groups/{group.pk}/").content.decode()
+    form = client.get(f"/console/groups/{group.pk}/edit/").content.decode()
+    assert 'value="秒杀群"' in form and 'value="旧口号"' in form and "小助手" in form
+
+    response = client.post(f"/console/groups/{group.pk}/edit/", {
+        "name": "周末秒杀群", "group_type": "conversion", "horizon": "short_term", "ends_on": "2030-01-31", "dismiss_at_end": "on",
+        "end_farewell": "活动结束，感谢参与", "vision": "新口号", "threshold": "none", "capacity": "300", "owner": owner.pk,
+        "admins": [helper.pk],
+    })
+
+    assert response.status_code == 302 and response["Location"] == f"/console/groups/{group.pk}/"
+    group.refresh_from_db()
+    assert (group.name, group.horizon, str(group.ends_on), group.dismiss_at_end, group.end_farewell, group.capacity, group.owner_id) == (
+        "周末秒杀群", "short_term", "2030-01-31", True, "活动结束，感谢参与", 300, owner.pk)
+    assert list(group.admins.all()) == [helper]
+    entry = AuditEntry.objects.get(action="group.updated", target_id=str(group.pk))
+    assert (entry.before["name"], entry.after["name"], entry.after["dismiss_at_end"]) == ("秒杀群", "周末秒杀群", True)
+    assert "dismissed on its channel after the end date" in client.get(f"/console/groups/{group.pk}/").content.decode()
+
+
+def test_edit_group_refuses_a_dismissal_at_the_end_of_a_long_term_group(ws, owner, console_client):
+    group = do_create_group(ws, None, name="福利群")
+
+    response = console_client(owner).post(f"/console/groups/{group.pk}/edit/", {
+        "name": "福利群", "group_type": "traffic", "horizon": "long_term", "dismiss_at_end": "on", "threshold": "none", "capacity": "200",
+    })
+
+    assert response.status_code == 422
+    assert "only a short-term group is dismissed at its end date" in response.content.decode()
+    group.refresh_from_db()
+    assert group.dismiss_at_end is False
+    assert not AuditEntry.objects.filter(action="group.updated").exists()
+
+
+def test_edit_group_is_for_group_managers_of_its_workspace(ws, owner, console_client):
+    group = do_create_group(ws, None, name="福利群")
+    agent = make_staff(ws, Role.AGENT, email="agent@example.com")
+    other = do_create_group(make_workspace(name="Other"), None, name="别家群")
+    data = {"name": "改名", "group_type": "traffic", "horizon": "long_term", "threshold": "none", "capacity": "200"}
+
+    assert console_client(agent).post(f"/console/groups/{group.pk}/edit/", data).status_code == 403
+    assert console_client(owner).post(f"/console/groups/{other.pk}/edit/", data).status_code == 404
+    assert "改名" not in {g.name for g in Group.objects.all()}
+    page = console_client(agent).get(f"/console/groups/{group.pk}/")
+    assert page.status_code == 200 and "福利群" in page.content.decode()
+    assert f'/console/groups/{group.pk}/edit/' not in page.content.decode()
+
+
 def test_group_detail_and_member_role_change(ws, owner, console_client):
     group = do_create_group(ws, None, name="VIP群", vision="老客专属")
     ann = make_contact(ws, name="Ann")

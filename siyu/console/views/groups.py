@@ -24,6 +24,7 @@ from siyu.communities.actions import (
     do_repull_group,
     do_resolve_alert,
     do_set_member_role,
+    do_update_group,
 )
 from siyu.communities.heatmap import best_hours, group_heatmap
 from siyu.communities.models import Alert, Group, GroupHealthDay, GroupRepull, GroupType, HealthState, MemberRole, Membership
@@ -88,6 +89,24 @@ def group_create(request: HttpRequest, console: Console) -> HttpResponse:
             messages.success(request, _("Group “%(name)s” created.") % {"name": group.name})
             return HttpResponseRedirect(reverse("console:group", args=[group.pk]))
     return render(request, "console/groups/form.html", {"form": form}, status=422)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(Perm.MANAGE_GROUPS)
+def group_edit(request: HttpRequest, console: Console, group_id: int) -> HttpResponse:
+    group = Group.objects.select_related("workspace").get_in_workspace(console.workspace, pk=group_id)
+    if request.method == "GET":
+        return render(request, "console/groups/form.html", {"form": GroupForm(workspace=console.workspace, group=group), "group": group})
+    form = GroupForm(request.POST, workspace=console.workspace, group=group)
+    if form.is_valid():
+        try:
+            do_update_group(group, console.staff, **form.values())
+        except ValidationFailed as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("Group “%(name)s” saved.") % {"name": group.name})
+            return HttpResponseRedirect(reverse("console:group", args=[group.pk]))
+    return render(request, "console/groups/form.html", {"form": form, "group": group}, status=422)
 
 
 @require_GET
