@@ -1,5 +1,11 @@
-"""``siyu groups ...``: group settings and keyword auto-replies from the command line.
+"""``siyu groups ...``: groups (社群) — list, show, create, update, archive — their settings
+and keyword auto-replies from the command line.
 
+    siyu groups list --workspace acme [--type traffic] [--horizon short_term] [--archived] --json
+    siyu groups show 12 --workspace acme --json
+    siyu groups create --workspace acme --name "双11快闪群" --horizon short_term --ends-on 2026-11-12 --dismiss-at-end --json
+    siyu groups update 12 --workspace acme --owner ops@acme.cn --admins a@acme.cn,b@acme.cn --capacity 300 --json
+    siyu groups archive 12 --workspace acme --staff ops@acme.cn --json
     siyu groups settings 12 --workspace acme --json
     siyu groups auto-replies list --workspace acme --json
     siyu groups rebuild-activity --workspace acme --json
@@ -8,16 +14,46 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from siyu.cli.runtime import command, emit, staff_or_system, workspace_by_slug
 
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from siyu.accounts.models import Staff
+    from siyu.communities.models import Group
+    from siyu.core.models import Workspace
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", help="Workspace slug.")]
+StaffOpt = Annotated[str | None, typer.Option("--staff", help="Act as this staff e-mail (default: the system).")]
+# the group's fields (None: not given, so the action's default or the current value stays)
+NameOpt = Annotated[str | None, typer.Option("--name", help="The group's name.")]
+TypeOpt = Annotated[str | None, typer.Option("--type", help="traffic (福利群), conversion (转化群) or organisational (组织群).")]
+HorizonOpt = Annotated[str | None, typer.Option("--horizon", help="long_term (长期) or short_term (短期).")]
+EndsOnOpt = Annotated[str | None, typer.Option("--ends-on", help="End date YYYY-MM-DD; a short-term group needs one (\"\" clears it).")]
+DismissOpt = Annotated[bool | None, typer.Option(
+    "--dismiss-at-end/--no-dismiss-at-end", help="Dismiss the short-term group on its channel at its end date, not only archive it.")]
+FarewellOpt = Annotated[str | None, typer.Option("--end-farewell", help="Posted before that dismissal (到期告别语).")]
+VisionOpt = Annotated[str | None, typer.Option("--vision", help="Vision / slogan (愿景 / 口号).")]
+RightsOpt = Annotated[str | None, typer.Option("--rights", help="Member rights (成员权益).")]
+ThresholdOpt = Annotated[str | None, typer.Option("--threshold", help="Threshold (入群门槛): none, price, identity or action.")]
+ThresholdDetailOpt = Annotated[str | None, typer.Option("--threshold-detail", help="What the threshold asks.")]
+RulesOpt = Annotated[str | None, typer.Option("--rules", help="Group rules (群规).")]
+WelcomeOpt = Annotated[str | None, typer.Option("--welcome", help="Welcome message; {name} and {group} are filled in.")]
+CapacityOpt = Annotated[int | None, typer.Option("--capacity", help="Capacity (容量), 2–2000.")]
+OwnerOpt = Annotated[str | None, typer.Option("--owner", help="Owner's staff e-mail (\"\" for none).")]
+AdminsOpt = Annotated[str | None, typer.Option("--admins", help="Admins' staff e-mails, comma-separated (\"\" for none).")]
 
-groups_app = typer.Typer(help="Groups (社群): settings, auto-replies, activity.", no_args_is_help=True)
+#: what ``siyu groups list`` shows of each group; ``show`` and the writes show all of :func:`group_dict`
+LIST_FIELDS = ("id", "name", "group_type", "horizon", "ends_on", "dismiss_at_end", "member_count", "owner", "channel_account_id",
+               "external_id", "archived_at", "dismissed_at")
+
+groups_app = typer.Typer(help="Groups (社群): list, show, create, update, archive, dismiss; settings, auto-replies, activity.",
+                         no_args_is_help=True)
 auto_replies_app = typer.Typer(help="Keyword auto-replies (关键词自动回复).", no_args_is_help=True)
 groups_app.add_typer(auto_replies_app, name="auto-replies")
 
@@ -29,6 +65,55 @@ def group_settings(workspace_slug: str, group_id: int) -> dict[str, Any]:
 
     group = Group.objects.get_in_workspace(workspace_by_slug(workspace_slug), pk=group_id)
     return {"group_id": group.pk, "group": group.name, "effective": effective(group).as_dict()}
+
+
+def group_dict(group: Group) -> dict[str, Any]:
+    """A group as the API's ``GroupOut`` shows it, plus its owner's e-mail (``owner``).
+    ``group`` comes from :func:`_groups` (member count, owner and admins loaded)."""
+    fields = ("id", "name", "channel_account_id", "external_id", "group_type", "horizon", "ends_on", "dismiss_at_end", "end_farewell",
+              "vision", "rights", "threshold", "threshold_detail", "rules_text", "welcome_message", "capacity", "owner_id")
+    return {**{f: getattr(group, f) for f in fields}, "owner": group.owner.email if group.owner else None,
+            "admin_ids": sorted(s.pk for s in group.admins.all()), "member_count": group.member_count,  # type: ignore[attr-defined]
+            "created_at": group.created_at, "archived_at": group.archived_at, "dismissed_at": group.dismissed_at}
+
+
+def _groups(ws: Workspace) -> QuerySet[Group]:
+    from siyu.communities.queries import groups_with_counts
+
+    return groups_with_counts(ws).select_related("owner__user").prefetch_related("admins").order_by("-created_at", "-id")
+
+
+def _group(ws: Workspace, group_id: int) -> Group:
+    """The workspace's group: another workspace's is not found."""
+    from siyu.communities.models import Group
+
+    return Group.objects.get_in_workspace(ws, pk=group_id)
+
+
+def _emit_group(json_out: bool, ws: Workspace, group_id: int, done: str) -> None:
+    data = group_dict(_groups(ws).get(pk=group_id))
+    emit(json_out, data, f"{done} #{data['id']} {data['name']}" if done else "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+def _staff(ws: Workspace, email: str, code: str) -> Staff:
+    from siyu.accounts.actions import find_staff_by_email
+    from siyu.core.errors import NotFound, ValidationFailed
+
+    try:
+        return find_staff_by_email(ws, email)
+    except NotFound as exc:
+        raise ValidationFailed(f"{email.strip()!r} is not staff of workspace {ws.slug!r}", code=code) from exc
+
+
+def group_changes(ws: Workspace, *, owner: str | None = None, admins: str | None = None, **options: Any) -> dict[str, Any]:
+    """The action's keyword arguments from the options given (None: not given); the
+    owner's and admins' e-mails become staff of ``ws`` (``""`` clears them)."""
+    changes = {key: value for key, value in options.items() if value is not None}
+    if owner is not None:
+        changes["owner"] = _staff(ws, owner, "unknown_owner") if owner.strip() else None
+    if admins is not None:
+        changes["admins"] = [_staff(ws, email, "unknown_staff").pk for email in admins.split(",") if email.strip()]
+    return changes
 
 
 def list_auto_replies(workspace_slug: str) -> list[dict[str, Any]]:
@@ -45,6 +130,97 @@ def settings_command(group_id: int, workspace: WorkspaceOpt, json_out: JsonFlag 
         result = group_settings(workspace, group_id)
         lines = [f"{k}: {v['value']!r} ({v['source']})" for k, v in result["effective"].items()]
         emit(json_out, result, "\n".join(lines))
+
+
+@groups_app.command("list")
+def list_groups_command(
+    workspace: WorkspaceOpt,
+    group_type: TypeOpt = None,
+    horizon: HorizonOpt = None,
+    archived: Annotated[bool, typer.Option("--archived", help="List the archived groups instead of the open ones.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """List the workspace's groups, newest first."""
+    from siyu.communities.models import GroupType, Horizon
+    from siyu.core.errors import ValidationFailed
+
+    with command(json_out):
+        for value, choices, code in ((group_type, GroupType.values, "invalid_group_type"), (horizon, Horizon.values, "invalid_horizon")):
+            if value is not None and value not in choices:
+                raise ValidationFailed(f"unknown value {value!r}; expected {', '.join(choices)}", code=code)
+        qs = _groups(workspace_by_slug(workspace)).filter(archived_at__isnull=not archived)
+        qs = qs.filter(group_type=group_type) if group_type else qs
+        qs = qs.filter(horizon=horizon) if horizon else qs
+        rows = [{f: d[f] for f in LIST_FIELDS} for d in map(group_dict, qs)]
+        emit(json_out, rows, "\n".join(
+            f"#{r['id']} {r['name']} [{r['group_type']}, {r['horizon']}{' → ' + str(r['ends_on']) if r['ends_on'] else ''}]"
+            f" {r['member_count']} members, owner {r['owner'] or '-'}" for r in rows) or "no groups")
+
+
+@groups_app.command("show")
+def show_command(group_id: int, workspace: WorkspaceOpt, json_out: JsonFlag = False) -> None:
+    """Show one group: its positioning, owner, admins, member count and dates."""
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        _emit_group(json_out, ws, _group(ws, group_id).pk, "")
+
+
+@groups_app.command("create")
+def create_command(
+    workspace: WorkspaceOpt,
+    name: Annotated[str, typer.Option("--name", help="The group's name.")],
+    group_type: TypeOpt = None, horizon: HorizonOpt = None, ends_on: EndsOnOpt = None, dismiss_at_end: DismissOpt = None,
+    end_farewell: FarewellOpt = None, vision: VisionOpt = None, rights: RightsOpt = None, threshold: ThresholdOpt = None,
+    threshold_detail: ThresholdDetailOpt = None, rules: RulesOpt = None, welcome: WelcomeOpt = None, capacity: CapacityOpt = None,
+    owner: OwnerOpt = None, staff: StaffOpt = None, json_out: JsonFlag = False,
+) -> None:
+    """Create a group (新建社群) with its positioning; options left out take their defaults."""
+    from siyu.communities.actions import do_create_group
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        fields = group_changes(
+            ws, owner=owner, group_type=group_type, horizon=horizon, ends_on=ends_on, dismiss_at_end=dismiss_at_end, end_farewell=end_farewell,
+            vision=vision, rights=rights, threshold=threshold, threshold_detail=threshold_detail, rules_text=rules, welcome_message=welcome,
+            capacity=capacity)
+        group = do_create_group(ws, staff_or_system(ws, staff), name=name, **fields)
+        _emit_group(json_out, ws, group.pk, "created")
+
+
+@groups_app.command("update")
+def update_command(
+    group_id: int, workspace: WorkspaceOpt,
+    name: NameOpt = None, group_type: TypeOpt = None, horizon: HorizonOpt = None, ends_on: EndsOnOpt = None, dismiss_at_end: DismissOpt = None,
+    end_farewell: FarewellOpt = None, vision: VisionOpt = None, rights: RightsOpt = None, threshold: ThresholdOpt = None,
+    threshold_detail: ThresholdDetailOpt = None, rules: RulesOpt = None, welcome: WelcomeOpt = None, capacity: CapacityOpt = None,
+    owner: OwnerOpt = None, admins: AdminsOpt = None, staff: StaffOpt = None, json_out: JsonFlag = False,
+) -> None:
+    """Change a group's settings: only the options given change."""
+    from siyu.communities.actions import do_update_group
+    from siyu.core.errors import ValidationFailed
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        group = _group(ws, group_id)
+        changes = group_changes(
+            ws, owner=owner, admins=admins, name=name, group_type=group_type, horizon=horizon, ends_on=ends_on, dismiss_at_end=dismiss_at_end,
+            end_farewell=end_farewell, vision=vision, rights=rights, threshold=threshold, threshold_detail=threshold_detail, rules_text=rules,
+            welcome_message=welcome, capacity=capacity)
+        if not changes:
+            raise ValidationFailed("nothing to change: give at least one option", code="nothing_to_change")
+        do_update_group(group, staff_or_system(ws, staff), **changes)
+        _emit_group(json_out, ws, group.pk, "updated")
+
+
+@groups_app.command("archive")
+def archive_command(group_id: int, workspace: WorkspaceOpt, staff: StaffOpt = None, json_out: JsonFlag = False) -> None:
+    """Archive a group (归档) in siyu: open memberships close (to end it on its channel too: dismiss)."""
+    from siyu.communities.actions import do_archive_group
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        group = do_archive_group(_group(ws, group_id), staff_or_system(ws, staff))
+        _emit_group(json_out, ws, group.pk, "archived")
 
 
 @groups_app.command("dismiss")
