@@ -10,11 +10,14 @@ What is generated, deterministically per seed:
 - who talks follows each membership's role (core members talk most, lurkers almost never);
 - groups differ: the lively ones thrive, the demo's dying groups fade over the last ten
   days, and one store group (广州天河) falls silent twelve days before today;
-- about 2.5% of messages are ads — from a few spammer accounts per group — in the styles
-  spammers use, with evasions (full-width
-  and circled digits, "加 V", spelled-out URLs, short links, red-packet bait). Their
-  :class:`ModerationCase` rows come from the moderation engine's pure check — the verdict,
-  rule and reasons are the engine's, not written here — and deleted ads are marked deleted.
+- a spammer account tries an ad in about 2.5% of the moments someone speaks — a few
+  spammer accounts per group at a time — in the styles spammers use, with evasions
+  (full-width and circled digits, "加 V", spelled-out URLs, short links, red-packet bait).
+  Their :class:`ModerationCase` rows come from the moderation engine's pure check — the
+  verdict, rule and reasons are the engine's, not written here — and deleted ads are
+  marked deleted. A spammer whose ad draws a remove (or blacklist) verdict is out of the
+  group two seconds later (membership closed, nothing posted after) and another quiet
+  member (one the plan has say nothing) turns advertiser the next day, so about 1–2% of the stored messages are ads.
 
 Rows are written with ``bulk_create`` (thousands of messages: per-message actions would
 take minutes), then the activity counters are rebuilt from them
@@ -35,7 +38,8 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from siyu.communities.models import Group, GroupMessage, MemberRole, Membership
-from siyu.contacts.models import ChannelIdentity, Contact
+from siyu.contacts.events import EventKind
+from siyu.contacts.models import ChannelIdentity, Contact, ContactEvent
 from siyu.core.models import Workspace
 from siyu.demo import brand, rhythm
 
@@ -55,9 +59,12 @@ _TALK_WEIGHT: dict[str, float] = {
 _ANSWER_WEIGHT: dict[str, float] = {MemberRole.EXPERT: 10.0, MemberRole.CORE: 4.0, MemberRole.ADMIN: 6.0, MemberRole.OWNER: 6.0, MemberRole.ONLOOKER: 0.5}
 _MENTION_WEIGHT: dict[str, float] = {MemberRole.MASCOT: 12.0, MemberRole.CORE: 2.0, MemberRole.EXPERT: 1.0, MemberRole.ONLOOKER: 0.3}
 
-#: the few accounts per group that post the ads (a spammer posts again until caught
-#: often enough; the bot's verdicts are history here, memberships are left as planned)
+#: the few accounts per group that post ads at a time (a spammer posts again until an
+#: ad of theirs draws a remove or blacklist verdict: out of the group from then on, and
+#: another quiet member takes their place the next day)
 SPAMMERS_PER_GROUP = 3
+#: how long after the ad the bot's removal lands
+REMOVED_AFTER = dt.timedelta(seconds=2)
 
 _WEIGHTS = {"talk": _TALK_WEIGHT, "answer": _ANSWER_WEIGHT, "mention": _MENTION_WEIGHT}
 
@@ -143,7 +150,7 @@ def ad_text(rng: random.Random) -> str:
     return f"{hook} 点这里 https://{''.join(rng.choice('abcdefgh') for _ in range(6))}.top/?id={rng.randint(10, 99)}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Member:
     contact_id: int
     member_id: str
@@ -195,6 +202,35 @@ class _Writer:
         self.workspace_id, self.group, self.seed = workspace_id, group, seed
         self.rows: list[GroupMessage] = []
         self.ads: list[int] = []  # indexes into rows
+        #: spammers the bot removed (remove/blacklist verdict on an ad): contact → when
+        self.removed: dict[int, dt.datetime] = {}
+
+    def post_ad(self, member: _Member, when: dt.datetime, text: str) -> None:
+        """An ad, judged as the bot judges it when posted: a remove or blacklist verdict
+        takes the spammer out of the group two seconds later (no messages after that)."""
+        from siyu.moderation import engine
+        from siyu.moderation.policy import Verdict
+
+        self.add(member, when, text, ad=True)
+        verdict = engine.check_message(self.workspace_id, text, group_id=self.group.pk, data=self.rows[-1].data).verdict
+        if verdict in (Verdict.REMOVE, Verdict.BLACKLIST):
+            out = when + REMOVED_AFTER
+            if member.left_at is None or out < member.left_at:
+                member.left_at = out
+            if member.contact_id not in self.removed or out < self.removed[member.contact_id]:
+                self.removed[member.contact_id] = out
+
+    def settle(self) -> None:
+        """Drop what removed spammers "posted" after their removal (a day's messages are
+        planned in no particular order of time)."""
+        removed = self.removed
+        if not removed:
+            return
+        ads = set(self.ads)
+        kept = [(index, row) for index, row in enumerate(self.rows)
+                if row.sender_id not in removed or row.sent_at < removed[row.sender_id]]
+        self.rows = [row for _index, row in kept]
+        self.ads = [new for new, (old, _row) in enumerate(kept) if old in ads]
 
     def add(self, member: _Member, when: dt.datetime, text: str, *, reply_to: str = "", mentions: tuple[str, ...] = (),
             ad: bool = False) -> str:
@@ -243,7 +279,7 @@ def _day_talk(rng: random.Random, writer: _Writer, pool: _Pool, day: dt.date, co
         if rng.random() < AD_RATE:
             spammer = pool.pick(rng, "spam", when)
             if spammer is not None:
-                writer.add(spammer, when, ad_text(rng), ad=True)
+                writer.post_ad(spammer, when, ad_text(rng))
             continue
         if session:
             writer.add(speaker, when, rng.choice(SESSION))
@@ -280,6 +316,7 @@ def generate_group_messages(workspace: Workspace, *, seed: int, days: int = 30, 
     window_start = dt.datetime.combine(first_day, dt.time.min, tzinfo=tz)
     groups = list(Group.objects.in_workspace(workspace).filter(archived_at__isnull=True, channel_account__isnull=False).order_by("id"))
     profiles = _profiles(groups, today)
+    talkers = set(ContactEvent.objects.in_workspace(workspace).filter(kind=EventKind.MESSAGE).values_list("contact_id", flat=True))
     writers: list[_Writer] = []
     for group in groups:
         rng = random.Random(f"siyu-demo-group-messages:{seed}:{group.external_id or group.name}")
@@ -299,14 +336,26 @@ def generate_group_messages(workspace: Workspace, *, seed: int, days: int = 30, 
         ]
         profile = profiles[group.pk]
         writer = _Writer(workspace.pk, group, seed)
-        quiet = sorted(m.contact_id for m in members if m.role in (MemberRole.LURKER, MemberRole.ONLOOKER) and not m.exempt)
+        # advertisers are quiet members (bought or hijacked accounts) the plan has say
+        # nothing anywhere and stay in the group: removing one drops none of the plan's
+        # messages or leaves, so what the plan derived from them (activity tags, seats) holds
+        quiet = sorted(m.contact_id for m in members if m.role in (MemberRole.LURKER, MemberRole.ONLOOKER) and not m.exempt
+                       and m.left_at is None and m.contact_id not in talkers)
         spammers = set(rng.sample(quiet, min(SPAMMERS_PER_GROUP, len(quiet))))
         for index in range(days):
             day = first_day + dt.timedelta(days=index)
             day_start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
             day_end = day_start + dt.timedelta(days=1)
             # whoever was in the group at some time that day; pick() checks the moment
-            pool = _Pool([m for m in members if m.joined_at < day_end and (m.left_at is None or m.left_at > day_start)], spammers)
+            present = [m for m in members if m.joined_at < day_end and (m.left_at is None or m.left_at > day_start)]
+            # a removed spammer's place is taken the next day by another quiet member
+            # turned advertiser (bought or hijacked accounts), so ads keep coming
+            for gone in sorted(spammers & writer.removed.keys()):
+                spammers.discard(gone)
+                fresh = sorted({m.contact_id for m in present} & set(quiet) - spammers - writer.removed.keys())
+                if fresh:
+                    spammers.add(rng.choice(fresh))
+            pool = _Pool(present, spammers)
             size = len(pool.members)
             rate = MESSAGES_PER_MEMBER * profile.liveliness * size * _volume(profile, index, days)
             if day.weekday() >= 5:
@@ -315,15 +364,18 @@ def generate_group_messages(workspace: Workspace, *, seed: int, days: int = 30, 
             _day_talk(rng, writer, pool, day, count, tz, now, session=False)
             if profile.weekly_session and day.weekday() == 5 and _volume(profile, index, days) > 0:
                 _day_talk(rng, writer, pool, day, round(size * 0.2), tz, now, session=True)
+        writer.settle()
         writers.append(writer)
     return writers
 
 
 def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now: dt.datetime | None = None) -> dict[str, int]:
-    """Write the demo's group messages, their moderation cases, the activity counters, the
-    health snapshots (with alerts) and the inferred roles. Returns the counts:
-    ``{"group_messages", "ads", "moderation_cases", "activity_rows", "health_days",
-    "alerts", "role_changes"}``. Meant for a freshly seeded demo workspace."""
+    """Write the demo's group messages, their moderation cases, the removals of the
+    spammers the bot removed, the activity counters, the health snapshots (with alerts)
+    and the inferred roles. Returns the counts: ``{"group_messages", "ads",
+    "moderation_cases", "removed_spammers", "removal_events", "activity_rows",
+    "health_days", "alerts", "role_changes"}`` (``removal_events``: the removed spammers'
+    ``left_group`` timeline events). Meant for a freshly seeded demo workspace."""
     from siyu.accounts.events import record_audit
     from siyu.communities.actions import do_infer_member_roles, do_rebuild_activity, do_refresh_group_health
     from siyu.communities.models import Alert
@@ -333,7 +385,8 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
 
     now = now or timezone.now()
     writers = generate_group_messages(workspace, seed=seed, days=days, now=now)
-    counts = {"group_messages": 0, "ads": 0, "moderation_cases": 0, "activity_rows": 0, "health_days": 0, "alerts": 0, "role_changes": 0}
+    counts = {"group_messages": 0, "ads": 0, "moderation_cases": 0, "removed_spammers": 0, "removal_events": 0,
+              "activity_rows": 0, "health_days": 0, "alerts": 0, "role_changes": 0}
     with transaction.atomic():
         cases: list[ModerationCase] = []
         for writer in writers:
@@ -353,6 +406,8 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
             counts["ads"] += len(writer.ads)
             GroupMessage.objects.bulk_create(writer.rows, batch_size=1000)
             counts["group_messages"] += len(writer.rows)
+            counts["removed_spammers"] += len(writer.removed)
+            counts["removal_events"] += _remove_spammers(writer)
         for case in cases:
             case.message_id = case._demo_row.pk  # type: ignore[attr-defined]
         ModerationCase.objects.bulk_create(cases, batch_size=1000)
@@ -368,6 +423,26 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
                      summary=f"demo group chat: {counts['group_messages']} messages, {counts['moderation_cases']} ads caught (seed {seed})",
                      after={**counts, "seed": seed, "days": days})
     return counts
+
+
+def _remove_spammers(writer: _Writer) -> int:
+    """Close the memberships of the spammers the bot removed, when it removed them, with
+    the ``left_group`` timeline event the removal records. History, like the rest of this
+    module: written as it stands, not replayed through ``do_remove_member`` (whose tag
+    rule evaluation would stamp today's date on whatever it tags). Answers the events added."""
+    from siyu.contacts.events import record_timeline
+
+    added = 0
+    for contact_id, at in writer.removed.items():
+        membership = Membership.objects.filter(group=writer.group, contact_id=contact_id, left_at__isnull=True).select_related("contact").first()
+        if membership is None:
+            continue
+        Membership.objects.filter(pk=membership.pk).update(left_at=at)
+        _event, created = record_timeline(membership.contact, EventKind.LEFT_GROUP, idempotency_key=f"leave:{membership.pk}", occurred_at=at,
+                                          data={"group_id": writer.group.pk, "group": writer.group.name,
+                                                "reason": "removed by moderation: advertising"})
+        added += int(created)
+    return added
 
 
 def _backdate_cases(workspace_id: int, case_ids: list[int]) -> int:

@@ -68,8 +68,8 @@ def _fingerprint(ws: Workspace) -> str:
         for m in Membership.objects.in_workspace(ws).select_related("group")
     )
     events = sorted(
-        # stage changes, invites and rewards are keyed by their row's database id
-        (re.sub(r"^(stage|invite|reward):\d+$", r"\1", e.idempotency_key), external[e.contact_id], e.kind, e.occurred_at,
+        # stage changes, invites, rewards and removals are keyed by their row's database id
+        (re.sub(r"^(stage|invite|reward|leave):\d+$", r"\1", e.idempotency_key), external[e.contact_id], e.kind, e.occurred_at,
          sorted((k, str(v)) for k, v in e.data.items() if not k.endswith("_id") and k not in ("transition", "inviter")))
         for e in ContactEvent.objects.in_workspace(ws)
     )
@@ -178,7 +178,8 @@ def test_activity_lies_in_the_30_days_before_today_midnight_shanghai():
     assert result["events"] == ContactEvent.objects.in_workspace(ws).count()
     keys = list(ContactEvent.objects.in_workspace(ws).values_list("idempotency_key", flat=True))
     assert len(set(keys)) == len(keys)
-    assert all(re.fullmatch(r"demo:42:\d+|demo:42:order:\S+|stage:\d+|invite:\d+|reward:\d+", k) for k in keys)
+    # (leave:<membership>: a spammer the bot removed, keyed as the removal action keys it)
+    assert all(re.fullmatch(r"demo:42:\d+|demo:42:order:\S+|stage:\d+|invite:\d+|reward:\d+|leave:\d+", k) for k in keys)
 
 
 def test_messages_peak_at_0930_noon_and_evening():
@@ -322,7 +323,11 @@ def test_seeding_is_audited_once_with_the_counts():
     # and the fission campaigns' invites and rewards
     fission_events = ContactEvent.objects.in_workspace(_demo()).filter(kind__in=("invited", "reward")).count()
     assert fission_events == Invite.objects.in_workspace(_demo()).count() + RewardEntry.objects.in_workspace(_demo()).count() > 0
-    assert entry.after["events"] + orders.after["order_events"] + stage_events + fission_events == result["events"]
+    # and the leaves of the spammers the bot removed in the chat history
+    chat = AuditEntry.objects.in_workspace(_demo()).get(action="demo.group_messages_seeded").after
+    assert chat["removal_events"] == ContactEvent.objects.in_workspace(_demo()).filter(
+        kind="left_group", data__reason="removed by moderation: advertising").count() > 0
+    assert entry.after["events"] + orders.after["order_events"] + stage_events + fission_events + chat["removal_events"] == result["events"]
     assert entry.after["memberships"] == result["memberships"]
     assert entry.after["seed"] == 3
 
