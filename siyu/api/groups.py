@@ -234,3 +234,22 @@ def set_member_role(request: HttpRequest, group_id: int, contact_id: int, payloa
 def remove_member(request: HttpRequest, group_id: int, contact_id: int, reason: str = "") -> Any:
     membership = _open_membership(request, _group(request, group_id), contact_id)
     return actions.do_remove_member(membership, me(request), reason=reason[:300])
+
+
+class RemoveIn(Schema):
+    reason: str = Field("", max_length=200)
+
+
+class RemoveOut(Schema):
+    member: MemberOut
+    #: ``{"outbox": id}`` (the channel removes them) or ``{"staff_task": id}`` (the owner does); empty when nothing goes to a channel
+    queued: list[dict[str, int]]
+
+
+@router.post("/groups/{int:group_id}/members/{int:contact_id}/remove", response={200: RemoveOut, **ERRORS})
+def remove_member_on_channel(request: HttpRequest, group_id: int, contact_id: int, payload: RemoveIn) -> Any:
+    """Remove a member from the group on its channel too (移出群聊), not only in siyu
+    (``DELETE`` on the member closes the membership here alone)."""
+    membership = _open_membership(request, _group(request, group_id), contact_id)
+    queued = actions.do_remove_member_on_channel(membership, me(request), reason=payload.reason)
+    return {"member": membership, "queued": queued}

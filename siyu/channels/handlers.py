@@ -17,6 +17,7 @@ from siyu.channels.models import ChannelAccount, InboxEvent
 from siyu.channels.registry import adapter_for
 from siyu.communities.actions import (
     do_add_member,
+    do_close_removal_task,
     do_ensure_group,
     do_record_group_dismissed,
     do_record_group_message,
@@ -162,6 +163,7 @@ def on_member_left(account: ChannelAccount, event: InboxEvent) -> str:
     if membership is not None:
         do_remove_member(membership, None, reason=data.get("reason", "left"), left_at=event.occurred_at)
         _left(contact)
+    do_close_removal_task(group, contact)
     return "ok"
 
 

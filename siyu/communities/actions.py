@@ -258,6 +258,56 @@ def do_remove_member(membership: Membership, actor: Staff | None, *, reason: str
     return membership
 
 
+def do_remove_member_on_channel(membership: Membership, actor: Staff | None, *, reason: str = "") -> list[dict[str, Any]]:
+    """Remove a member from the group (移出群聊) as staff — on its channel, not only in
+    siyu: a channel that can removes them (Matrix: kicked with the reason) through the
+    outbox; where it cannot (WeCom: only the owner removes members of a customer group,
+    in the app) the group's owner gets a staff task, which closes when the platform reports
+    the member gone. Either way the membership closes here at once (:func:`do_remove_member`).
+    Returns what was queued, ``[{"outbox": id} | {"staff_task": id}]`` — empty for a group
+    on no channel, a member the channel does not know, and a member already gone."""
+    from siyu.channels.actions import do_command_or_task
+    from siyu.channels.base import Command, CommandKind
+    from siyu.contacts.models import ChannelIdentity
+
+    require(actor, Perm.MANAGE_GROUPS)
+    reason = reason.strip()
+    if len(reason) > 200:
+        raise ValidationFailed("the reason is at most 200 characters", code="invalid_reason")
+    applied: list[dict[str, Any]] = []
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update(of=("self",)).select_related("group__channel_account", "group__owner", "contact").get(
+            pk=membership.pk)
+        if locked.left_at is not None:
+            membership.left_at = locked.left_at
+            return applied
+        group = locked.group
+        account = group.channel_account
+        member_id = (ChannelIdentity.objects.filter(account=account, contact_id=locked.contact_id).values_list("external_id", flat=True).first()
+                     if account is not None and group.external_id else None)
+        if account is not None and member_id:
+            command = Command(CommandKind.REMOVE_MEMBER, f"kick:{locked.pk}", group.external_id, {"member": member_id, "reason": reason or "移出群聊"})
+            where, pk = do_command_or_task(
+                account, command, task_kind="remove_member", title=f"将「{locked.contact.name}」移出群「{group.name}」",
+                detail={"group": group.pk, "group_external_id": group.external_id, "member": member_id, "reason": reason}, assignee=group.owner,
+            )
+            applied.append({where: pk})
+        do_remove_member(locked, actor, reason=reason or "removed by staff")
+    membership.left_at = locked.left_at
+    return applied
+
+
+def do_close_removal_task(group: Group, contact: Contact) -> None:
+    """The platform reports ``contact`` gone from ``group``: the owner's task to remove
+    them (:func:`do_remove_member_on_channel`), if one is still open, is done."""
+    from siyu.channels.actions import do_close_staff_task
+    from siyu.channels.models import StaffTask, StaffTaskStatus
+
+    keys = [f"task:kick:{pk}" for pk in Membership.objects.filter(group=group, contact=contact, left_at__isnull=False).values_list("pk", flat=True)]
+    for task in StaffTask.objects.filter(workspace_id=group.workspace_id, dedupe_key__in=keys, status=StaffTaskStatus.OPEN):
+        do_close_staff_task(task, None, status=StaffTaskStatus.DONE)
+
+
 def do_set_member_role(membership: Membership, actor: Staff | None, *, role: str) -> Membership:
     """Assign a member role by hand (wins over inferred roles). Records ``member.role_set``."""
     require(actor, Perm.MANAGE_GROUPS)

@@ -6,6 +6,7 @@ and keyword auto-replies from the command line.
     siyu groups create --workspace acme --name "双11快闪群" --horizon short_term --ends-on 2026-11-12 --dismiss-at-end --json
     siyu groups update 12 --workspace acme --owner ops@acme.cn --admins a@acme.cn,b@acme.cn --capacity 300 --json
     siyu groups archive 12 --workspace acme --staff ops@acme.cn --json
+    siyu groups remove-member 12 345 --workspace acme --reason "多次发广告" --json
     siyu groups settings 12 --workspace acme --json
     siyu groups auto-replies list --workspace acme --json
     siyu groups rebuild-activity --workspace acme --json
@@ -221,6 +222,34 @@ def archive_command(group_id: int, workspace: WorkspaceOpt, staff: StaffOpt = No
         ws = workspace_by_slug(workspace)
         group = do_archive_group(_group(ws, group_id), staff_or_system(ws, staff))
         _emit_group(json_out, ws, group.pk, "archived")
+
+
+@groups_app.command("remove-member")
+def remove_member_command(
+    group_id: int,
+    contact_id: int,
+    workspace: WorkspaceOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Shown to the member where the channel shows one (≤ 200).")] = "",
+    staff: StaffOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Remove a member from a group (移出群聊) on its channel too — or a task for the owner
+    where the channel cannot — and close the membership."""
+    from siyu.communities.actions import do_remove_member_on_channel
+    from siyu.communities.models import Membership
+    from siyu.core.errors import NotFound
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        group = _group(ws, group_id)
+        membership = Membership.objects.filter(group=group, contact_id=contact_id, left_at__isnull=True).select_related("contact").first()
+        if membership is None:
+            raise NotFound("no such member in this group", code="member_not_found")
+        queued = do_remove_member_on_channel(membership, staff_or_system(ws, staff), reason=reason)
+        how = ("the owner has a task to remove them in the app" if any("staff_task" in q for q in queued)
+               else "the channel removes them" if queued else "nothing to send (a group on no channel, or a member it does not know)")
+        emit(json_out, {"group_id": group.pk, "contact_id": contact_id, "membership_id": membership.pk, "left_at": membership.left_at,
+                        "queued": queued}, f"{membership.contact.name} left {group.name}; {how}")
 
 
 @groups_app.command("dismiss")

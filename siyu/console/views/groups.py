@@ -21,6 +21,7 @@ from siyu.communities.actions import (
     do_dismiss_group,
     do_infer_member_roles,
     do_refresh_group_health,
+    do_remove_member_on_channel,
     do_repull_group,
     do_resolve_alert,
     do_set_member_role,
@@ -144,6 +145,25 @@ def member_role(request: HttpRequest, console: Console, group_id: int, membershi
         request, _("%(name)s is now %(role)s.") % {"name": membership.contact.name, "role": membership.get_role_display()}
     )
     return back(request, reverse("console:group", args=[group_id]))
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def member_remove(request: HttpRequest, console: Console, group_id: int, membership_id: int) -> HttpResponse:
+    membership = (
+        Membership.objects.select_related("contact", "group").filter(group_id=group_id, left_at__isnull=True)
+        .get_in_workspace(console.workspace, pk=membership_id)
+    )
+    queued = do_remove_member_on_channel(membership, console.staff, reason=request.POST.get("reason", ""))
+    name = membership.contact.name
+    if any("staff_task" in q for q in queued):
+        messages.success(request, _("%(name)s left the group here. The channel cannot remove members: the owner has a task to do it in the app.")
+                         % {"name": name})
+    elif queued:
+        messages.success(request, _("%(name)s is being removed from the group on its channel.") % {"name": name})
+    else:
+        messages.success(request, _("%(name)s left the group.") % {"name": name})
+    return HttpResponseRedirect(reverse("console:group", args=[group_id]))
 
 
 # --------------------------------------------------------------------------- health, roles, alerts, re-pull
