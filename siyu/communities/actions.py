@@ -261,11 +261,12 @@ def do_remove_member(membership: Membership, actor: Staff | None, *, reason: str
 def do_remove_member_on_channel(membership: Membership, actor: Staff | None, *, reason: str = "") -> list[dict[str, Any]]:
     """Remove a member from the group (移出群聊) as staff — on its channel, not only in
     siyu: a channel that can removes them (Matrix: kicked with the reason) through the
-    outbox; where it cannot (WeCom: only the owner removes members of a customer group,
-    in the app) the group's owner gets a staff task, which closes when the platform reports
-    the member gone. Either way the membership closes here at once (:func:`do_remove_member`).
-    Returns what was queued, ``[{"outbox": id} | {"staff_task": id}]`` — empty for a group
-    on no channel, a member the channel does not know, and a member already gone."""
+    outbox, and the membership closes at once (:func:`do_remove_member`). Where it cannot
+    (WeCom: only the owner removes members of a customer group, in the app) the group's
+    owner gets a staff task and the membership stays open — they are still in the room —
+    until the platform reports them gone, which closes both. A group on no channel, or a
+    member the channel does not know, only closes the membership. Returns what was queued,
+    ``[{"outbox": id} | {"staff_task": id}]`` (empty for a member already gone)."""
     from siyu.channels.actions import do_command_or_task
     from siyu.channels.base import Command, CommandKind
     from siyu.contacts.models import ChannelIdentity
@@ -276,8 +277,8 @@ def do_remove_member_on_channel(membership: Membership, actor: Staff | None, *, 
         raise ValidationFailed("the reason is at most 200 characters", code="invalid_reason")
     applied: list[dict[str, Any]] = []
     with transaction.atomic():
-        locked = Membership.objects.select_for_update(of=("self",)).select_related("group__channel_account", "group__owner", "contact").get(
-            pk=membership.pk)
+        locked = Membership.objects.select_for_update(of=("self",)).select_related(
+            "group__channel_account", "group__owner", "group__workspace", "contact").get(pk=membership.pk)
         if locked.left_at is not None:
             membership.left_at = locked.left_at
             return applied
@@ -292,6 +293,9 @@ def do_remove_member_on_channel(membership: Membership, actor: Staff | None, *, 
                 detail={"group": group.pk, "group_external_id": group.external_id, "member": member_id, "reason": reason}, assignee=group.owner,
             )
             applied.append({where: pk})
+            if where == "staff_task":
+                record_audit(group.workspace, actor, "member.removal_requested", target=locked, summary=reason[:300], after={"staff_task": pk})
+                return applied
         do_remove_member(locked, actor, reason=reason or "removed by staff")
     membership.left_at = locked.left_at
     return applied

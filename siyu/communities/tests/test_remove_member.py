@@ -73,8 +73,12 @@ def test_on_wecom_the_owner_gets_a_task_closed_when_the_platform_reports_the_mem
     assert queued == [{"staff_task": task.pk}] and not OutboxMessage.objects.exists()
     assert (task.kind, task.assignee_id, task.title, task.status) == ("remove_member", owner.pk, "将「广告哥」移出群「静安福利群」", StaffTaskStatus.OPEN)
     assert task.detail == {"group": group.pk, "group_external_id": "room-jingan", "member": "@spam:example.org", "reason": "发广告"}
+    assert AuditEntry.objects.get(action="member.removal_requested").after == {"staff_task": task.pk}
+    # they are still in the room until the owner removes them: the stay stays open
     membership.refresh_from_db()
-    assert membership.left_at is not None
+    assert membership.left_at is None
+    # asking again finds the same task
+    assert do_remove_member_on_channel(membership, owner) == [{"staff_task": task.pk}]
 
     # when the owner has removed them in the app and the platform says so
     [(row, created)] = do_receive(account, [InboundEvent(InboundKind.MEMBER_LEFT, "left-1", timezone.now(),
@@ -82,8 +86,9 @@ def test_on_wecom_the_owner_gets_a_task_closed_when_the_platform_reports_the_mem
     assert created and process(row.pk) == "processed"
 
     task.refresh_from_db()
+    membership.refresh_from_db()
     assert task.status == StaffTaskStatus.DONE
-    assert Membership.objects.filter(group=group).count() == 1  # the stay was closed once, not reopened
+    assert membership.left_at is not None and Membership.objects.filter(group=group).count() == 1
 
 
 def test_nothing_goes_to_a_channel_for_a_group_on_none_or_a_member_it_does_not_know():
@@ -148,8 +153,6 @@ def test_the_console_removes_from_the_members_table(client):
 
     assert response.redirect_chain[-1][0].endswith(f"/console/groups/{group.pk}/")
     assert "已给群主派任务" in response.content.decode()  # the console speaks Chinese by default
-    membership.refresh_from_db()
-    assert membership.left_at is not None
     assert StaffTask.objects.get(workspace=ws).detail["reason"] == "发广告"
     # an agent may not; another workspace's member is not found
     agent = make_staff(ws, Role.AGENT)

@@ -157,7 +157,7 @@ def member_remove(request: HttpRequest, console: Console, group_id: int, members
     queued = do_remove_member_on_channel(membership, console.staff, reason=request.POST.get("reason", ""))
     name = membership.contact.name
     if any("staff_task" in q for q in queued):
-        messages.success(request, _("%(name)s left the group here. The channel cannot remove members: the owner has a task to do it in the app.")
+        messages.success(request, _("The channel cannot remove members: the owner has a task to remove %(name)s in the app; they stay listed until the platform reports them gone.")
                          % {"name": name})
     elif queued:
         messages.success(request, _("%(name)s is being removed from the group on its channel.") % {"name": name})
