@@ -7,14 +7,17 @@ import re
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
+from pydantic import Field
 
 from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
-from siyu.contacts.queries import visible_contacts
-from siyu.moderation.models import ModerationCase
+from siyu.contacts.queries import get_visible_contact, visible_contacts
+from siyu.moderation import actions
+from siyu.moderation.models import BlacklistEntry, ModerationCase
+from siyu.moderation.queries import visible_blacklist
 
 router = Router(tags=["moderation"])
 
@@ -72,3 +75,66 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> Any:
     if filters.verdict:
         qs = qs.filter(verdict=filters.verdict)
     return qs.order_by("-created_at", "-id")
+
+
+class BlacklistOut(Schema):
+    id: int
+    contact_id: int
+    contact_name: str
+    reason: str
+    case_id: int | None = Field(None, description="the moderation case that blacklisted them (empty: by hand)")
+    created_at: dt.datetime
+    lifted_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_contact_name(obj: BlacklistEntry) -> str:
+        return obj.contact.name
+
+
+class BlacklistFilters(Schema):
+    include_lifted: bool = False
+    contact_id: int | None = None
+
+
+class BlacklistIn(Schema):
+    contact_id: int
+    reason: str = Field("", max_length=300)
+
+
+class LiftIn(Schema):
+    note: str = Field("", max_length=200)
+
+
+def _visible_entries(request: HttpRequest) -> Any:
+    require(me(request), Perm.VIEW_GROUPS)
+    return visible_blacklist(ws(request), me(request)).select_related("contact")
+
+
+@router.get("/moderation/blacklist", response={200: list[BlacklistOut], **ERRORS})
+@paginate(Page)
+def list_blacklist(request: HttpRequest, filters: Query[BlacklistFilters]) -> Any:
+    """The blacklist (黑名单), newest first: standing entries (``include_lifted`` for the
+    lifted ones too). An agent sees only their own contacts' entries."""
+    qs = _visible_entries(request)
+    if not filters.include_lifted:
+        qs = qs.filter(lifted_at__isnull=True)
+    if filters.contact_id is not None:
+        qs = qs.filter(contact_id=filters.contact_id)
+    return qs.order_by("-created_at", "-id")
+
+
+@router.post("/moderation/blacklist", response={201: BlacklistOut, 200: BlacklistOut, **ERRORS})
+def blacklist_contact(request: HttpRequest, payload: BlacklistIn) -> Any:
+    """Blacklist a contact by hand (拉黑): out of every group now and whenever they join
+    one. 201 for a new entry, 200 when the contact was already blacklisted."""
+    contact = get_visible_contact(ws(request), me(request), payload.contact_id)
+    before = BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).values_list("pk", flat=True).first()
+    entry = actions.do_blacklist_contact(contact, me(request), reason=payload.reason)
+    return Status(200 if entry.pk == before else 201, entry)
+
+
+@router.post("/moderation/blacklist/{int:entry_id}/lift", response={200: BlacklistOut, **ERRORS})
+def lift_blacklist(request: HttpRequest, entry_id: int, payload: LiftIn) -> Any:
+    """Lift an entry (解除拉黑): the contact may join groups again."""
+    entry = _visible_entries(request).get_in_workspace(ws(request), pk=entry_id)
+    return actions.do_lift_blacklist(entry, me(request), note=payload.note)

@@ -142,12 +142,22 @@ def on_member_joined(account: ChannelAccount, event: InboxEvent) -> str:
     role = data.get("role") if data.get("role") in ("owner", "admin") else None
     membership, created = do_add_member(group, contact, None, join_source=data.get("join_source", "") or data.get("state", ""),
                                         joined_at=event.occurred_at, idempotency_key=f"in:{event.pk}", role=role)
+    if created and _blacklisted_out(membership):
+        return "ok"  # a blacklisted contact is removed again at once, not welcomed
     # members who were already there before the bot joined (backfill) are not welcomed late
     if created and not data.get("backfill"):
         from siyu.communities.actions import do_onboard_member
 
         do_onboard_member(account, membership, member_external_id=str(data["member_id"]), key=f"group-welcome:{event.pk}")
     return "ok"
+
+
+def _blacklisted_out(membership: Membership) -> bool:
+    """A blacklisted contact turned up in a group: removed again (see
+    :func:`siyu.moderation.actions.do_enforce_blacklist`). True when they were."""
+    from siyu.moderation.actions import do_enforce_blacklist
+
+    return bool(do_enforce_blacklist(membership))
 
 
 class _Safe(dict[str, str]):
@@ -178,8 +188,10 @@ def on_message(account: ChannelAccount, event: InboxEvent) -> str:
         return "ok"
     group, _ = do_ensure_group(account, str(data["group_id"]), name=data.get("group_name", ""))
     sender = _contact(account, event, "sender_id", "sender_name")
+    banned = False
     if group.archived_at is None and not Membership.objects.filter(group=group, contact=sender, left_at__isnull=True).exists():
-        do_add_member(group, sender, None, join_source="seen_speaking", joined_at=event.occurred_at)
+        membership, _ = do_add_member(group, sender, None, join_source="seen_speaking", joined_at=event.occurred_at)
+        banned = _blacklisted_out(membership)
     message, created = do_record_group_message(
         group, sender, external_id=str(data.get("message_id") or event.dedupe_key), text=str(data.get("text", "")),
         msgtype=data.get("msgtype", "text"), data=message_data(data), sent_at=event.occurred_at,
@@ -187,7 +199,9 @@ def on_message(account: ChannelAccount, event: InboxEvent) -> str:
     if not created:
         return "ok"
     _count_activity(account, group, message)
-    if data.get("backfill"):  # history from before the bot joined is kept and counted, not judged or answered
+    # history from before the bot joined is kept and counted, not judged or answered; nor is
+    # the message of a blacklisted contact on their way out again
+    if data.get("backfill") or banned:
         return "ok"
     from siyu.moderation.actions import do_moderate_message
 

@@ -11,7 +11,7 @@
     siyu orders import
     siyu channels add-wecom|add-matrix|run-matrix|list|map-staff
     siyu sandbox say|join
-    siyu moderation check
+    siyu moderation check|blacklist list|add|lift
     siyu analytics fit-bgnbd
     siyu campaigns poster|confirm-due
     siyu segments list|show|build|preview

@@ -314,16 +314,68 @@ def is_blacklisted(contact: Contact) -> bool:
 
 
 def do_blacklist_contact(contact: Contact, actor: Staff | None, *, reason: str = "") -> BlacklistEntry:
-    """Ban a contact from every group of the workspace by hand: removed (or a staff task
-    where the channel cannot) from each open group. Records ``moderation.blacklisted``."""
+    """Ban a contact from every group of the workspace by hand (拉黑): removed (or a staff
+    task where the channel cannot) from each open group, and from any group they join
+    while the entry stands (:func:`do_enforce_blacklist`). A contact already blacklisted
+    keeps their entry (nothing more is done). Records ``moderation.blacklisted``."""
     require(actor, Perm.MANAGE_GROUPS)
+    reason = reason.strip()
+    if len(reason) > 300:
+        raise ValidationFailed("the reason is at most 300 characters", code="invalid_reason")
     applied: list[dict[str, Any]] = []
     with transaction.atomic():
+        existing = BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).first()
+        if existing is not None:
+            return existing
         _blacklist(contact, None, applied, {"rule": reason or "manual", "text": "", "sender": "", "group": ""})
         entry = BlacklistEntry.objects.get(contact=contact, lifted_at__isnull=True)
         record_audit(Workspace.objects.get(pk=contact.workspace_id), actor, "moderation.blacklisted", target=entry,
                      summary=reason[:300], after={"applied": applied})
     return entry
+
+
+def do_lift_blacklist(entry: BlacklistEntry, actor: Staff | None, *, note: str = "") -> BlacklistEntry:
+    """Lift a blacklist entry (解除拉黑): the contact may join groups again. Memberships
+    the ban ended stay ended (they come back through a live code or an invitation, like
+    anyone); to undo a verdict with its strike and re-invite, undo its case instead.
+    Lifting twice changes nothing. Records ``moderation.blacklist_lifted``."""
+    require(actor, Perm.MANAGE_GROUPS)
+    note = note.strip()
+    if len(note) > 200:
+        raise ValidationFailed("the note is at most 200 characters", code="invalid_note")
+    with transaction.atomic():
+        locked = BlacklistEntry.objects.select_for_update().get(pk=entry.pk)
+        if locked.lifted_at is None:
+            locked.lifted_at = timezone.now()
+            locked.save(update_fields=["lifted_at"])
+            record_audit(Workspace.objects.get(pk=locked.workspace_id), actor, "moderation.blacklist_lifted", target=locked,
+                         summary=note, after={"contact": locked.contact_id})
+    entry.lifted_at = locked.lifted_at
+    return entry
+
+
+def do_enforce_blacklist(membership: Membership) -> list[dict[str, Any]]:
+    """A blacklisted contact joined a group (or was seen in one): out again at once — on
+    the channel where it can, else a staff task — with the removal notice; nothing if the
+    contact is not blacklisted. A system action (the join is the platform's fact).
+    Returns what was done; records ``moderation.blacklist_enforced`` when it acted."""
+    contact, group = membership.contact, membership.group
+    entry = BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).first()
+    if entry is None or membership.left_at is not None:
+        return []
+    applied: list[dict[str, Any]] = []
+    evidence = {"rule": "blacklisted", "text": "", "sender": contact.name, "group": group.name, "blacklist": entry.pk}
+    with transaction.atomic():
+        account = group.channel_account
+        if account is None or not group.external_id:
+            do_remove_member(membership, None, reason="blacklisted")
+            applied.append({"membership_closed": membership.pk})
+        else:
+            identity = ChannelIdentity.objects.filter(account=account, contact=contact).values_list("external_id", flat=True).first() or ""
+            _remove_from_group(account, group, contact, identity, contact.name, f"blacklist:join:{membership.pk}", applied, evidence)
+        record_audit(group.workspace, None, "moderation.blacklist_enforced", target=membership, summary=f"{contact.name} in {group.name}"[:300],
+                     after={"blacklist": entry.pk, "applied": applied})
+    return applied
 
 
 def do_undo_case(case: ModerationCase, actor: Staff | None, *, note: str = "") -> ModerationCase:
@@ -446,6 +498,6 @@ def do_set_policy(workspace: Workspace, actor: Staff | None, config: dict[str, A
 
 __all__ = [
     "BATCH_VERDICTS", "CARD_MSGTYPES", "PendingVerdict", "batch_commands", "check_message", "decide_message", "do_apply_verdicts",
-    "do_blacklist_contact", "do_delete_word_list", "do_moderate_message",
+    "do_blacklist_contact", "do_delete_word_list", "do_enforce_blacklist", "do_lift_blacklist", "do_moderate_message",
     "do_save_word_list", "do_set_policy", "do_undo_case", "is_blacklisted",
 ]

@@ -1,4 +1,5 @@
-"""``siyu moderation check``: the verdict for a text (and/or an image) without writing."""
+"""``siyu moderation check``: the verdict for a text (and/or an image) without writing;
+``siyu moderation blacklist list|add|lift``: the blacklist (黑名单)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import typer
 
 from siyu.cli.runtime import UsageError, command, emit, workspace_by_slug
 
-moderation_app = typer.Typer(help="Moderation: check texts and images against the policy.", no_args_is_help=True)
+moderation_app = typer.Typer(help="Moderation: check texts and images against the policy; the blacklist.", no_args_is_help=True)
 
 
 @moderation_app.callback()
@@ -53,3 +54,77 @@ def check_command(
         result = check(text, workspace=workspace, group=group, image=data)
         lines = [result["verdict"]] + [f"  {r['detector']}: {r['evidence']}" for r in result["reasons"]]
         emit(json_out, result, "\n".join(lines))
+
+
+blacklist_app = typer.Typer(help="The blacklist (黑名单): who is banned from every group of the workspace.", no_args_is_help=True)
+moderation_app.add_typer(blacklist_app, name="blacklist")
+
+_WorkspaceOpt = Annotated[str, typer.Option("--workspace", help="Workspace slug.")]
+_StaffOpt = Annotated[str | None, typer.Option("--staff", help="Act as this staff e-mail (default: the system).")]
+_JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def blacklist_entry(entry: Any) -> dict[str, Any]:
+    return {"id": entry.pk, "contact_id": entry.contact_id, "contact_name": entry.contact.name, "reason": entry.reason,
+            "case_id": entry.case_id, "created_at": entry.created_at, "lifted_at": entry.lifted_at}
+
+
+def _line(entry: dict[str, Any]) -> str:
+    state = f"lifted {entry['lifted_at']:%Y-%m-%d %H:%M}" if entry["lifted_at"] else "standing"
+    return f"#{entry['id']} contact {entry['contact_id']} {entry['contact_name']} — {entry['reason'] or '-'} (since {entry['created_at']:%Y-%m-%d %H:%M}, {state})"
+
+
+@blacklist_app.command("list")
+def blacklist_list_command(
+    workspace: _WorkspaceOpt,
+    include_lifted: Annotated[bool, typer.Option("--include-lifted", help="Also the entries that were lifted.")] = False,
+    json_out: _JsonFlag = False,
+) -> None:
+    """The standing entries, newest first."""
+    from siyu.moderation.queries import visible_blacklist
+
+    with command(json_out):
+        qs = visible_blacklist(workspace_by_slug(workspace), None).select_related("contact").order_by("-created_at", "-id")
+        rows = [blacklist_entry(e) for e in (qs if include_lifted else qs.filter(lifted_at__isnull=True))]
+        emit(json_out, rows, "\n".join(_line(r) for r in rows) or "nobody is blacklisted")
+
+
+@blacklist_app.command("add")
+def blacklist_add_command(
+    contact_id: int,
+    workspace: _WorkspaceOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why (≤ 300 characters).")] = "",
+    staff: _StaffOpt = None,
+    json_out: _JsonFlag = False,
+) -> None:
+    """Blacklist a contact (拉黑): out of every group now, and whenever they join one."""
+    from siyu.cli.runtime import staff_or_system
+    from siyu.contacts.queries import get_visible_contact
+    from siyu.moderation.actions import do_blacklist_contact
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        actor = staff_or_system(ws, staff)
+        entry = do_blacklist_contact(get_visible_contact(ws, actor, contact_id), actor, reason=reason)
+        row = blacklist_entry(entry)
+        emit(json_out, row, _line(row))
+
+
+@blacklist_app.command("lift")
+def blacklist_lift_command(
+    entry_id: int,
+    workspace: _WorkspaceOpt,
+    note: Annotated[str, typer.Option("--note", help="Why it is lifted (≤ 200 characters).")] = "",
+    staff: _StaffOpt = None,
+    json_out: _JsonFlag = False,
+) -> None:
+    """Lift an entry (解除拉黑): the contact may join groups again."""
+    from siyu.cli.runtime import staff_or_system
+    from siyu.moderation.actions import do_lift_blacklist
+    from siyu.moderation.models import BlacklistEntry
+
+    with command(json_out):
+        ws = workspace_by_slug(workspace)
+        entry = BlacklistEntry.objects.select_related("contact").get_in_workspace(ws, pk=entry_id)
+        row = blacklist_entry(do_lift_blacklist(entry, staff_or_system(ws, staff), note=note))
+        emit(json_out, row, _line(row))

@@ -46,6 +46,7 @@ from siyu.contacts.models import (
 from siyu.contacts.queries import contact_tags, filter_contacts, get_visible_contact, resolve_tags, visible_contacts
 from siyu.contacts.rules import explain_contact
 from siyu.core.errors import NotFound, ValidationFailed
+from siyu.moderation.models import BlacklistEntry
 
 PAGE_SIZE = 50
 TIMELINE_LIMIT = 200
@@ -311,6 +312,7 @@ def _contact_page(request: HttpRequest, console: Console, contact: Contact, *, f
         "addable_tags": [(g, [(pk, n) for pk, n in tags if int(pk) not in held_ids]) for g, tags in tag_choices(console.workspace)],
         "consents": [(value, label, consents.get(value)) for value, label in ConsentPurpose.choices],
         "memberships": list(Membership.objects.in_workspace(console.workspace).filter(contact=contact).select_related("group").order_by("-joined_at")),
+        "blacklist_entry": BlacklistEntry.objects.in_workspace(console.workspace).filter(contact=contact, lifted_at__isnull=True).first(),
         "explanations": explain_contact(contact),
         "timeline": timeline,
         "timeline_total": timeline_total,

@@ -18,12 +18,21 @@ from siyu.accounts.permissions import Perm
 from siyu.api.moderation import _mask_digits
 from siyu.communities.models import Group
 from siyu.console.workspace import Console, back, console_view, page_numbers
-from siyu.contacts.queries import visible_contacts
+from siyu.contacts.queries import get_visible_contact, visible_contacts
 from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
-from siyu.moderation.actions import DETECTORS, check_message, do_save_word_list, do_set_policy, do_undo_case
+from siyu.moderation.actions import (
+    DETECTORS,
+    check_message,
+    do_blacklist_contact,
+    do_lift_blacklist,
+    do_save_word_list,
+    do_set_policy,
+    do_undo_case,
+)
 from siyu.moderation.models import ModerationCase, ModerationPolicy, WordList, WordListKind
 from siyu.moderation.policy import DEFAULT_ACTIONS, Policy, Verdict
+from siyu.moderation.queries import visible_blacklist
 
 PAGE_SIZE = 50
 #: what a case may have done, in the order the page lists it
@@ -122,6 +131,44 @@ def case_undo(request: HttpRequest, console: Console, case_id: int) -> HttpRespo
     do_undo_case(case, console.staff, note=request.POST.get("note", "").strip())
     messages.success(request, _("Case #%(id)s undone: the strike is cleared.") % {"id": case.pk})
     return back(request, reverse("console:moderation"))
+
+
+@require_GET
+@console_view(Perm.VIEW_GROUPS)
+def blacklist(request: HttpRequest, console: Console) -> HttpResponse:
+    """The blacklist (黑名单): who is banned from every group, why, since when; lift."""
+    state = request.GET.get("state", "")
+    qs = visible_blacklist(console.workspace, console.staff).select_related("contact", "case")
+    if state == "lifted":
+        qs = qs.filter(lifted_at__isnull=False)
+    elif state != "all":
+        state = ""
+        qs = qs.filter(lifted_at__isnull=True)
+    page = Paginator(qs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    linkable = set(visible_contacts(console.workspace, console.staff).filter(pk__in=[e.contact_id for e in page.object_list])
+                   .values_list("pk", flat=True))
+    return render(request, "console/moderation/blacklist.html", {
+        "section": "moderation", "tab": "blacklist", "page": page, "state": state, "linkable": linkable,
+        "page_links": page_numbers(page.number, page.paginator.num_pages), "querystring": urlencode({"state": state} if state else {}),
+    })
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def blacklist_lift(request: HttpRequest, console: Console, entry_id: int) -> HttpResponse:
+    entry = visible_blacklist(console.workspace, console.staff).select_related("contact").get_in_workspace(console.workspace, pk=entry_id)
+    do_lift_blacklist(entry, console.staff, note=request.POST.get("note", ""))
+    messages.success(request, _("%(name)s is no longer blacklisted: they may join groups again.") % {"name": entry.contact.name})
+    return back(request, reverse("console:moderation_blacklist"))
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def contact_blacklist(request: HttpRequest, console: Console, contact_id: int) -> HttpResponse:
+    contact = get_visible_contact(console.workspace, console.staff, contact_id)
+    do_blacklist_contact(contact, console.staff, reason=request.POST.get("reason", ""))
+    messages.success(request, _("%(name)s is blacklisted: removed from every group, and again whenever they join one.") % {"name": contact.name})
+    return HttpResponseRedirect(reverse("console:contact", args=[contact.pk]))
 
 
 def _words(text: str) -> list[str]:

@@ -1,0 +1,203 @@
+"""The blacklist (黑名单): by hand or by a verdict, a contact is out of every group of the
+workspace and out again whenever they join one; lifting lets them back. From the action,
+the inbound pipeline, the API, the console and the CLI."""
+
+import datetime as dt
+import json
+
+import pytest
+from django.test import Client
+from typer.testing import CliRunner
+
+from siyu.accounts.models import AuditEntry, Role
+from siyu.channels.actions import do_create_channel_account
+from siyu.channels.inbox import process
+from siyu.channels.models import InboxEvent, OutboxMessage, StaffTask
+from siyu.communities.actions import do_add_member, do_create_group, do_set_group_settings
+from siyu.communities.models import Membership
+from siyu.contacts.actions import do_ensure_contact_for_identity
+from siyu.core.errors import Forbidden, ValidationFailed
+from siyu.core.testing import make_contact, make_staff, make_token, make_workspace
+from siyu.moderation.actions import do_blacklist_contact, do_lift_blacklist
+from siyu.moderation.cli import moderation_app
+from siyu.moderation.models import BlacklistEntry
+
+pytestmark = pytest.mark.django_db
+T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
+
+
+def _world(imitate: str | None = None):
+    ws = make_workspace()
+    owner = make_staff(ws)
+    account = do_create_channel_account(ws, None, kind="sandbox", name="sbx", config={"imitate": imitate} if imitate else {})
+    room = do_create_group(ws, None, name="福利1群", channel_account=account, external_id="room1", owner=owner)
+    offline = do_create_group(ws, None, name="线下群")  # on no channel
+    spammer, _ = do_ensure_contact_for_identity(account, "spam1", name="广告哥")
+    return ws, owner, account, room, offline, spammer
+
+
+def _event(group, key, kind, **data):
+    row = InboxEvent.objects.create(workspace_id=group.workspace_id, account=group.channel_account, dedupe_key=key, kind=kind,
+                                    occurred_at=T0, data={"group_id": group.external_id, **data})
+    return process(row.pk)
+
+
+def test_blacklisting_by_hand_removes_from_every_group_once(django_capture_on_commit_callbacks):
+    ws, owner, _account, room, offline, spammer = _world()
+    do_add_member(room, spammer, None)
+    do_add_member(offline, spammer, None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = do_blacklist_contact(spammer, owner, reason="  多个群发广告 ")
+
+    assert (entry.reason, entry.case_id, entry.lifted_at) == ("多个群发广告", None, None)
+    assert not Membership.objects.filter(contact=spammer, left_at__isnull=True).exists()
+    commands = sorted(OutboxMessage.objects.filter(workspace=ws).values_list("command", flat=True))
+    assert commands == ["remove_member", "send_message"]  # out of the channel's room, with the notice; the offline group only here
+    assert AuditEntry.objects.get(action="moderation.blacklisted").actor_id == owner.pk
+    # blacklisting again keeps the entry and does nothing more
+    assert do_blacklist_contact(spammer, owner).pk == entry.pk
+    assert (OutboxMessage.objects.count(), AuditEntry.objects.filter(action="moderation.blacklisted").count()) == (2, 1)
+
+
+def test_a_blacklisted_contact_who_joins_is_removed_again_and_not_welcomed():
+    _ws, owner, _account, room, _offline, spammer = _world()
+    do_set_group_settings(room, None, {"welcome_message": "欢迎{member}！"})
+    entry = do_blacklist_contact(spammer, owner)
+
+    assert _event(room, "j1", "member_joined", member_id="spam1", member_name="广告哥") == "processed"
+
+    membership = Membership.objects.get(group=room, contact=spammer)
+    assert membership.left_at is not None
+    kick = OutboxMessage.objects.get(command="remove_member")
+    assert (kick.target, kick.payload["member"]) == ("room1", "spam1")
+    assert not OutboxMessage.objects.filter(idempotency_key__startswith="group-welcome:").exists()
+    enforced = AuditEntry.objects.get(action="moderation.blacklist_enforced")
+    assert enforced.after["blacklist"] == entry.pk and enforced.target_id == str(membership.pk)
+
+    # once lifted, the next join is an ordinary one: welcomed, and they stay
+    do_lift_blacklist(entry, owner, note="申诉通过")
+    assert _event(room, "j2", "member_joined", member_id="spam1", member_name="广告哥") == "processed"
+    assert Membership.objects.filter(group=room, contact=spammer, left_at__isnull=True).count() == 1
+    assert OutboxMessage.objects.filter(idempotency_key__startswith="group-welcome:").count() == 1
+
+
+def test_a_blacklisted_contact_seen_speaking_is_removed_and_not_answered():
+    from siyu.communities.actions import do_create_auto_reply
+
+    ws, owner, _account, room, _offline, spammer = _world()
+    do_create_auto_reply(ws, None, name="发货", pattern="发货", reply="48小时内发货")
+    do_blacklist_contact(spammer, owner)
+
+    assert _event(room, "m1", "message", sender_id="spam1", sender_name="广告哥", message_id="m1", text="什么时候发货") == "processed"
+
+    assert Membership.objects.get(group=room, contact=spammer).left_at is not None
+    assert OutboxMessage.objects.filter(command="remove_member").count() == 1
+    assert not OutboxMessage.objects.filter(payload__text="48小时内发货").exists()
+
+
+def test_on_wecom_the_owner_gets_a_task_and_the_member_stays_listed_until_gone():
+    ws, owner, _account, room, _offline, spammer = _world("wecom")
+    do_blacklist_contact(spammer, owner)
+
+    _event(room, "j1", "member_joined", member_id="spam1", member_name="广告哥")
+
+    task = StaffTask.objects.get(workspace=ws, kind="moderation_remove_member")
+    assert task.detail["rule"] == "blacklisted" and task.detail["group"] == "福利1群"
+    assert Membership.objects.get(group=room, contact=spammer).left_at is None  # still in the room until the owner removes them
+
+
+def test_lifting_needs_the_permission_a_short_note_and_happens_once():
+    ws, owner, _account, _room, _offline, spammer = _world()
+    entry = do_blacklist_contact(spammer, owner)
+    with pytest.raises(Forbidden):
+        do_lift_blacklist(entry, make_staff(ws, Role.AGENT))
+    with pytest.raises(ValidationFailed) as raised:
+        do_lift_blacklist(entry, owner, note="长" * 201)
+    assert raised.value.code == "invalid_note"
+    entry.refresh_from_db()
+    assert entry.lifted_at is None
+
+    first = do_lift_blacklist(entry, owner, note="误判").lifted_at
+    assert first is not None and do_lift_blacklist(entry, owner).lifted_at == first
+    assert AuditEntry.objects.filter(action="moderation.blacklist_lifted").count() == 1
+    with pytest.raises(ValidationFailed):
+        do_blacklist_contact(spammer, owner, reason="长" * 301)
+
+
+def test_the_api_lists_adds_and_lifts_within_the_workspace_and_what_an_agent_may_see():
+    ws, owner, _account, _room, _offline, spammer = _world()
+    other_ws, other_owner, _a, _r, _o, stranger = _world()
+    agent = make_staff(ws, Role.AGENT)
+    mine = make_contact(ws, name="代理的客户", owner=agent)
+    api = Client()
+    auth = {"Authorization": f"Bearer {make_token(owner)}"}
+
+    added = api.post("/api/v1/moderation/blacklist", {"contact_id": spammer.pk, "reason": "发广告"}, content_type="application/json", headers=auth)
+    again = api.post("/api/v1/moderation/blacklist", {"contact_id": spammer.pk}, content_type="application/json", headers=auth)
+    assert (added.status_code, again.status_code, added.json()["id"]) == (201, 200, again.json()["id"])
+    assert added.json()["contact_name"] == "广告哥" and added.json()["reason"] == "发广告"
+    api.post("/api/v1/moderation/blacklist", {"contact_id": mine.pk}, content_type="application/json", headers=auth)
+    # another workspace's contact cannot be blacklisted from here, nor its entries seen or lifted
+    assert api.post("/api/v1/moderation/blacklist", {"contact_id": stranger.pk}, content_type="application/json", headers=auth).status_code == 404
+    theirs = do_blacklist_contact(stranger, other_owner)
+    assert api.post(f"/api/v1/moderation/blacklist/{theirs.pk}/lift", {}, content_type="application/json", headers=auth).status_code == 404
+    assert {e["contact_id"] for e in api.get("/api/v1/moderation/blacklist", headers=auth).json()["items"]} == {spammer.pk, mine.pk}
+    # an agent sees only their own contacts' entries, and may not lift
+    as_agent = {"Authorization": f"Bearer {make_token(agent)}"}
+    assert [e["contact_id"] for e in api.get("/api/v1/moderation/blacklist", headers=as_agent).json()["items"]] == [mine.pk]
+    entry_id = added.json()["id"]
+    assert api.post(f"/api/v1/moderation/blacklist/{entry_id}/lift", {}, content_type="application/json", headers=as_agent).status_code in (403, 404)
+
+    lifted = api.post(f"/api/v1/moderation/blacklist/{entry_id}/lift", {"note": "申诉通过"}, content_type="application/json", headers=auth)
+    assert lifted.status_code == 200 and lifted.json()["lifted_at"]
+    standing = api.get("/api/v1/moderation/blacklist", headers=auth).json()["items"]
+    every = api.get("/api/v1/moderation/blacklist", {"include_lifted": "true"}, headers=auth).json()["items"]
+    assert ([e["contact_id"] for e in standing], len(every)) == ([mine.pk], 2)
+    assert BlacklistEntry.objects.filter(workspace=other_ws, lifted_at__isnull=True).count() == 1
+
+
+def test_the_console_blacklists_from_the_contact_page_and_lifts_from_the_list(client):
+    ws, owner, _account, room, _offline, spammer = _world()
+    do_add_member(room, spammer, None)
+    client.force_login(owner.user)
+    assert 'id="blacklist-form"' in client.get(f"/console/contacts/{spammer.pk}/").content.decode()
+
+    response = client.post(f"/console/contacts/{spammer.pk}/blacklist/", {"reason": "发广告"}, follow=True)
+
+    assert "已拉黑" in response.content.decode() and 'id="blacklisted"' in response.content.decode()
+    entry = BlacklistEntry.objects.get(contact=spammer)
+    assert entry.reason == "发广告" and Membership.objects.get(contact=spammer).left_at is not None
+    page = client.get("/console/moderation/blacklist/").content.decode()
+    assert f'id="entry-{entry.pk}"' in page and "广告哥" in page
+
+    client.post(f"/console/moderation/blacklist/{entry.pk}/lift/", {"note": "申诉通过"})
+
+    entry.refresh_from_db()
+    assert entry.lifted_at is not None
+    assert f'id="entry-{entry.pk}"' not in client.get("/console/moderation/blacklist/").content.decode()
+    assert f'id="entry-{entry.pk}"' in client.get("/console/moderation/blacklist/?state=lifted").content.decode()
+    # an agent may look but not blacklist or lift
+    agent = make_staff(ws, Role.AGENT)
+    client.force_login(agent.user)
+    assert client.get("/console/moderation/blacklist/").status_code == 200
+    assert client.post(f"/console/contacts/{spammer.pk}/blacklist/").status_code in (403, 404)
+    assert BlacklistEntry.objects.filter(contact=spammer, lifted_at__isnull=True).count() == 0
+
+
+def test_the_cli_adds_lists_and_lifts():
+    ws, _owner, _account, _room, _offline, spammer = _world()
+
+    def run(*args):
+        result = CliRunner().invoke(moderation_app, ["blacklist", *args, "--workspace", ws.slug, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    added = run("add", str(spammer.pk), "--reason", "发广告")
+    assert (added["contact_id"], added["reason"], added["lifted_at"]) == (spammer.pk, "发广告", None)
+    assert [e["id"] for e in run("list")] == [added["id"]]
+    lifted = run("lift", str(added["id"]), "--note", "申诉通过")
+    assert lifted["lifted_at"] is not None
+    assert run("list") == [] and [e["id"] for e in run("list", "--include-lifted")] == [added["id"]]
+    missing = CliRunner().invoke(moderation_app, ["blacklist", "lift", "999999", "--workspace", ws.slug, "--json"])
+    assert missing.exit_code != 0
