@@ -189,3 +189,48 @@ def test_dismissing_a_group_ends_the_real_room(synapse: SynapseServer, matrix: M
         assert not Membership.objects.filter(group=group, left_at__isnull=True).exists()
     finally:
         carol.close()
+
+
+def test_staff_removal_and_the_blacklist_kick_in_the_real_room(matrix: MatrixCast, siyu_side) -> None:
+    account, api, auth = siyu_side
+    alice, bob, bot_id = matrix.alice, matrix.bob, matrix.bot.user_id
+
+    # given a room alice owns with the bot a moderator in it, and bob a member
+    room = alice.create_room("静安福利群", invite=[bot_id])
+    with RunningListener(account):
+        group = wait_for("the room to become a group", lambda: _group(account, room))
+        assert wait_for("the bot to join", lambda: (alice.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
+        alice.grant_power(room, bot_id, 50)
+        alice.invite(room, bob.user_id)
+        bob.join(room)
+        stay = wait_for("bob's membership", lambda: Membership.objects.filter(group=group, contact__name="Bob", left_at__isnull=True).first())
+
+        # when staff remove bob from the group page's API (移出群聊) with a reason
+        response = api.post(f"/api/v1/groups/{group.pk}/members/{stay.contact_id}/remove", {"reason": "多次发广告"},
+                            content_type="application/json", headers=auth)
+        assert response.status_code == 200, response.content
+
+        # then the bot kicked him, with the reason, and siyu ended his stay
+        kicked = wait_for("bob to be removed", lambda: _left(alice.membership(room, bob.user_id)))
+        assert (kicked["sender"], kicked["content"].get("reason")) == (bot_id, "多次发广告")
+        stay.refresh_from_db()
+        assert stay.left_at is not None
+
+        # when bob is blacklisted and alice lets him back in
+        assert api.post("/api/v1/moderation/blacklist", {"contact_id": stay.contact_id, "reason": "发广告"},
+                        content_type="application/json", headers=auth).status_code == 201
+        alice.invite(room, bob.user_id)
+        bob.join(room)
+
+        # then the bot removes him again at once, with the notice
+        wait_for("bob's second removal", lambda: OutboxMessage.objects.filter(account=account, command="remove_member").count() == 2
+                 and _left(alice.membership(room, bob.user_id)))
+        notice = wait_for("the removal notice", lambda: [
+            e for e in alice.texts_from(room, bot_id) if e["content"].get("body", "").startswith("因系统检测到Bob发广告，已移出群聊")
+        ])
+        assert len(notice) == 1
+
+    assert [(o.command, o.status) for o in OutboxMessage.objects.filter(account=account).order_by("id")] == [
+        ("remove_member", OutboxStatus.SENT), ("remove_member", OutboxStatus.SENT), ("send_message", OutboxStatus.SENT),
+    ]
+    assert not Membership.objects.filter(group=group, contact_id=stay.contact_id, left_at__isnull=True).exists()
