@@ -9,14 +9,15 @@ from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import Field
 
-from siyu.accounts.permissions import Perm, require
+from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
 from siyu.communities import actions
-from siyu.communities.models import Group, Membership
-from siyu.communities.queries import groups_with_counts
+from siyu.communities.models import Group, GroupMessage, Membership
+from siyu.communities.queries import group_messages, groups_with_counts, may_read_messages
 from siyu.contacts.queries import get_visible_contact
-from siyu.core.errors import NotFound
+from siyu.core.errors import Forbidden, NotFound
+from siyu.core.phones import mask_digit_runs
 
 router = Router(tags=["groups"])
 
@@ -253,3 +254,47 @@ def remove_member_on_channel(request: HttpRequest, group_id: int, contact_id: in
     membership = _open_membership(request, _group(request, group_id), contact_id)
     queued = actions.do_remove_member_on_channel(membership, me(request), reason=payload.reason)
     return {"member": membership, "queued": queued}
+
+
+class MessageOut(Schema):
+    id: int
+    external_id: str
+    sender_id: int | None
+    sender_name: str
+    msgtype: str
+    text: str = Field(description="phone-number-like digit runs are masked unless the role may see personal data")
+    reply_to: str = ""
+    sent_at: dt.datetime
+    deleted_at: dt.datetime | None
+    verdict: str | None = Field(None, description="the moderation verdict on the message, if any")
+    case_id: int | None = None
+
+    @staticmethod
+    def resolve_sender_name(obj: GroupMessage) -> str:
+        return obj.sender.name if obj.sender else ""
+
+    @staticmethod
+    def resolve_text(obj: GroupMessage, context: dict[str, Any]) -> str:
+        return obj.text if has_perm(me(context["request"]), Perm.VIEW_PII) else mask_digit_runs(obj.text)
+
+    @staticmethod
+    def resolve_reply_to(obj: GroupMessage) -> str:
+        return str(obj.data.get("reply_to", ""))
+
+
+class MessageFilters(Schema):
+    q: str = Field("", max_length=100, description="text contained in the message")
+    contact_id: int | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+@router.get("/groups/{int:group_id}/messages", response={200: list[MessageOut], **ERRORS})
+@paginate(Page)
+def list_messages(request: HttpRequest, group_id: int, filters: Query[MessageFilters]) -> Any:
+    """The group's messages (群聊记录), newest first. Staff who see every contact may read
+    any group's; an agent only those of groups they own or administer."""
+    group = _group(request, group_id)
+    if not may_read_messages(group, me(request)):
+        raise Forbidden("only the group's owner or admins, or staff who see every contact, may read its messages", code="permission_denied")
+    return group_messages(group, q=filters.q.strip(), sender_id=filters.contact_id, since=filters.since, until=filters.until)

@@ -3,7 +3,6 @@ that fired and what was done about it."""
 
 
 import datetime as dt
-import re
 from typing import Any
 
 from django.http import HttpRequest
@@ -15,23 +14,12 @@ from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
 from siyu.contacts.queries import get_visible_contact, visible_contacts
+from siyu.core.phones import mask_digit_runs
 from siyu.moderation import actions
 from siyu.moderation.models import BlacklistEntry, ModerationCase
 from siyu.moderation.queries import visible_blacklist
 
 router = Router(tags=["moderation"])
-
-#: a run of 7+ digits, separators allowed between them: phone numbers in case texts
-_DIGIT_RUN = re.compile(r"\d(?:[\s\-.]*\d){6,}")
-
-
-def _mask_digits(text: str) -> str:
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return f"{digits[:3]}****{digits[-4:]}"
-
-    return _DIGIT_RUN.sub(mask, text)
-
 
 class CaseOut(Schema):
     id: int
@@ -49,7 +37,7 @@ class CaseOut(Schema):
     def resolve_text(obj: ModerationCase, context: dict[str, Any]) -> str:
         if has_perm(me(context["request"]), Perm.VIEW_PII):
             return obj.text
-        return _mask_digits(obj.text)
+        return mask_digit_runs(obj.text)
 
 
 class CaseFilters(Schema):

@@ -20,7 +20,7 @@
     siyu journeys apply|list|show|runs|tick
     siyu playbooks list|instantiate
     siyu group-health health|heatmap|roles|alerts|care|repull
-    siyu groups list|show|create|update|archive|remove-member|dismiss|settings|auto-replies list|rebuild-activity
+    siyu groups list|show|create|update|archive|messages|remove-member|dismiss|settings|auto-replies list|rebuild-activity
     siyu bench pipeline|clv|livecode|posters|outreach
 
 Every command that reports accepts ``--json``. Django is set up only by the commands that

@@ -7,6 +7,7 @@ and keyword auto-replies from the command line.
     siyu groups update 12 --workspace acme --owner ops@acme.cn --admins a@acme.cn,b@acme.cn --capacity 300 --json
     siyu groups archive 12 --workspace acme --staff ops@acme.cn --json
     siyu groups remove-member 12 345 --workspace acme --reason "多次发广告" --json
+    siyu groups messages 12 --workspace acme --q 发货 --limit 20 --json
     siyu groups settings 12 --workspace acme --json
     siyu groups auto-replies list --workspace acme --json
     siyu groups rebuild-activity --workspace acme --json
@@ -222,6 +223,30 @@ def archive_command(group_id: int, workspace: WorkspaceOpt, staff: StaffOpt = No
         ws = workspace_by_slug(workspace)
         group = do_archive_group(_group(ws, group_id), staff_or_system(ws, staff))
         _emit_group(json_out, ws, group.pk, "archived")
+
+
+@groups_app.command("messages")
+def messages_command(
+    group_id: int,
+    workspace: WorkspaceOpt,
+    q: Annotated[str, typer.Option("--q", help="Only messages containing this text.")] = "",
+    contact: Annotated[int | None, typer.Option("--contact", help="Only this contact's messages.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many, newest first.")] = 50,
+    json_out: JsonFlag = False,
+) -> None:
+    """A group's messages (群聊记录), newest first, with the moderation verdict on each."""
+    from siyu.communities.queries import group_messages
+
+    with command(json_out):
+        group = _group(workspace_by_slug(workspace), group_id)
+        rows = [
+            {"id": m.pk, "external_id": m.external_id, "sender_id": m.sender_id, "sender_name": m.sender.name if m.sender else "",
+             "msgtype": m.msgtype, "text": m.text, "sent_at": m.sent_at, "deleted_at": m.deleted_at,
+             "verdict": m.verdict, "case_id": m.case_id}  # type: ignore[attr-defined]
+            for m in group_messages(group, q=q.strip(), sender_id=contact)[:limit]
+        ]
+        emit(json_out, rows, "\n".join(f"{r['sent_at']:%Y-%m-%d %H:%M:%S} {r['sender_name'] or '-'}: {r['text']}"
+                                       + (f"  [{r['verdict']}]" if r["verdict"] else "") for r in rows) or "no messages")
 
 
 @groups_app.command("remove-member")

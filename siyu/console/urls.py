@@ -62,6 +62,7 @@ urlpatterns = [
     path("groups/new/", groups.group_create, name="group_create"),
     path("groups/<int:group_id>/", groups.group_detail, name="group"),
     path("groups/<int:group_id>/edit/", groups.group_edit, name="group_edit"),
+    path("groups/<int:group_id>/messages/", groups.group_message_log, name="group_messages"),
     path("groups/<int:group_id>/members/<int:membership_id>/role/", groups.member_role, name="member_role"),
     path("groups/<int:group_id>/members/<int:membership_id>/remove/", groups.member_remove, name="member_remove"),
     path("groups/<int:group_id>/health/refresh/", groups.group_health_refresh, name="group_health_refresh"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 from siyu.core.errors import ValidationFailed
@@ -29,3 +31,18 @@ def mask_phone(e164: str) -> str:
         national = e164[3:]
         return f"{national[:3]}****{national[-4:]}"
     return f"{e164[:4]}****{e164[-4:]}"
+
+
+#: a run of 7+ digits, separators allowed between them: phone numbers inside free text
+_DIGIT_RUN = re.compile(r"\d(?:[\s\-.]*\d){6,}")
+
+
+def mask_digit_runs(text: str) -> str:
+    """Free text (a chat message, a moderation case) with every phone-number-like run of
+    digits masked as ``138****5678``, for staff who may not see personal data."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return f"{digits[:3]}****{digits[-4:]}"
+
+    return _DIGIT_RUN.sub(mask, text)

@@ -29,11 +29,12 @@ from siyu.communities.actions import (
 )
 from siyu.communities.heatmap import best_hours, group_heatmap
 from siyu.communities.models import Alert, Group, GroupHealthDay, GroupRepull, GroupType, HealthState, MemberRole, Membership
-from siyu.communities.queries import groups_with_counts, open_members
+from siyu.communities.queries import group_messages, groups_with_counts, may_read_messages, open_members
 from siyu.console.forms import GroupForm
 from siyu.console.workspace import Console, back, console_view, page_numbers
 from siyu.contacts.queries import visible_contacts
-from siyu.core.errors import ValidationFailed
+from siyu.core.errors import Forbidden, ValidationFailed
+from siyu.core.phones import mask_digit_runs
 from siyu.moderation.models import ModerationCase
 
 PAGE_SIZE = 50
@@ -126,9 +127,37 @@ def group_detail(request: HttpRequest, console: Console, group_id: int) -> HttpR
         "console/groups/detail.html",
         {
             "group": group, "members": members, "linkable": linkable, "roles": MemberRole.choices, "admins": list(group.admins.all()),
+            "may_read_messages": may_read_messages(group, console.staff),
             **health_context(console, group),
         },
     )
+
+
+MESSAGES_PAGE_SIZE = 50
+
+
+@require_GET
+@console_view(Perm.VIEW_GROUPS)
+def group_message_log(request: HttpRequest, console: Console, group_id: int) -> HttpResponse:
+    """The group's messages (群聊记录), newest first, searchable by text and sender."""
+    group = Group.objects.get_in_workspace(console.workspace, pk=group_id)
+    if not may_read_messages(group, console.staff):
+        raise Forbidden(_("Only the group's owner or admins, or staff who see every contact, may read its messages."))
+    q = request.GET.get("q", "").strip()[:100]
+    contact = request.GET.get("contact", "").strip()
+    sender_id = int(contact) if contact.isdigit() else None
+    page = Paginator(group_messages(group, q=q, sender_id=sender_id), MESSAGES_PAGE_SIZE).get_page(request.GET.get("page"))
+    sees_pii = console.can(Perm.VIEW_PII)
+    rows = list(page.object_list)
+    linkable = set(visible_contacts(console.workspace, console.staff).filter(pk__in={m.sender_id for m in rows if m.sender_id})
+                   .values_list("pk", flat=True))
+    for m in rows:
+        m.shown_text = m.text if sees_pii else mask_digit_runs(m.text)  # type: ignore[attr-defined]
+    keep = [(k, v) for k, v in (("q", q), ("contact", str(sender_id) if sender_id else "")) if v]
+    return render(request, "console/groups/messages.html", {
+        "group": group, "rows": rows, "page": page, "q": q, "sender": sender_id, "linkable": linkable,
+        "page_links": page_numbers(page.number, page.paginator.num_pages), "querystring": urlencode(keep),
+    })
 
 
 @require_POST

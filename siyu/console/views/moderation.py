@@ -15,12 +15,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from siyu.accounts.permissions import Perm
-from siyu.api.moderation import _mask_digits
 from siyu.communities.models import Group
 from siyu.console.workspace import Console, back, console_view, page_numbers
 from siyu.contacts.queries import get_visible_contact, visible_contacts
 from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
+from siyu.core.phones import mask_digit_runs
 from siyu.moderation.actions import (
     DETECTORS,
     check_message,
@@ -100,9 +100,9 @@ def case_list(request: HttpRequest, console: Console) -> HttpResponse:
         {
             "case": case,
             # The evidence of the phone detector is the number itself, so it is masked too.
-            "text": case.text if sees_pii else _mask_digits(case.text),
+            "text": case.text if sees_pii else mask_digit_runs(case.text),
             "reasons": [
-                {"detector": r.get("detector", ""), "evidence": str(r.get("evidence", "")) if sees_pii else _mask_digits(str(r.get("evidence", "")))}
+                {"detector": r.get("detector", ""), "evidence": str(r.get("evidence", "")) if sees_pii else mask_digit_runs(str(r.get("evidence", "")))}
                 for r in case.reasons
             ],
             "applied": _applied(case.applied),
