@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -276,6 +276,32 @@ def _expiry(workspace: Workspace, at: dt.datetime, expires_at: dt.datetime | Non
     return at + dt.timedelta(hours=hours)
 
 
+def _send_once(workspace: Workspace, key: str, *, at: dt.datetime, now: dt.datetime, actor: Staff | None, lock: Callable[[], object],
+               plan: Callable[[], tuple[Delivery, dict[int, str]]]) -> Delivery:
+    """The ledger's one write for a send, shared by :func:`do_send_to_contact` and
+    :func:`do_send_to_group`: under the write gate, lock the target's row (``lock``: the
+    lock that makes "check then take the slot" atomic), return the delivery stored under
+    ``key`` if there is one, else store the one ``plan`` decides (with the external ids to
+    dispatch to), dispatch it when it is queued for now, and record ``delivery.created``.
+    A concurrent sender that stored the same key first wins."""
+    try:
+        with _write_gate(), transaction.atomic():
+            lock()
+            existing = Delivery.objects.filter(workspace=workspace, idempotency_key=key).first()
+            if existing is not None:
+                return existing
+            delivery, external_ids = plan()
+            with transaction.atomic():
+                delivery.save()
+            if delivery.status == DeliveryStatus.QUEUED and at <= now:
+                _dispatch([delivery], external_ids)
+            record_audit(workspace, actor, "delivery.created", target=delivery, summary=f"{delivery.status} {delivery.rule}".strip(),
+                         after={"status": delivery.status, "rule": delivery.rule, "source": delivery.source})
+    except IntegrityError:
+        return Delivery.objects.get(workspace=workspace, idempotency_key=key)
+    return delivery
+
+
 def do_send_to_contact(
     workspace: Workspace,
     *,
@@ -302,35 +328,23 @@ def do_send_to_contact(
     now = timezone.now()
     at = at or now
     payload = render(content, contact=contact)
-    try:
-        with _write_gate(), transaction.atomic():
-            # The contact row is the lock that makes "check then take the slot" atomic.
-            Contact.objects.select_for_update().filter(pk=contact.pk).first()
-            existing = Delivery.objects.filter(workspace=workspace, idempotency_key=key).first()
-            if existing is not None:
-                return existing
-            account, external_id = quota.account_for_contact(workspace, contact)
-            delivery = Delivery(
-                workspace=workspace, idempotency_key=key, contact=contact, channel_account=account, message_class=message_class,
-                source=source[:100], content=payload, requested_at=at, expires_at=_expiry(workspace, at, expires_at),
-            )
-            if account is None:
-                delivery.status, delivery.rule, delivery.reason = DeliveryStatus.SKIPPED, "no_channel", "the contact has no identity on an active channel"
-            else:
-                delivery.platform = (quota.platform_for(account) or quota.PlatformRules("")).name
-                target = quota.contact_target(workspace, contact, account, at)
-                decision = quota.evaluate(quota.policy_for(workspace), target, message_class, at, until=delivery.expires_at)
-                _apply_decision(delivery, decision, at, delivery.expires_at)
-            with transaction.atomic():
-                delivery.save()
-            if delivery.status == DeliveryStatus.QUEUED and at <= now:
-                _dispatch([delivery], {contact.pk: external_id})
-            record_audit(workspace, actor, "delivery.created", target=delivery, summary=f"{delivery.status} {delivery.rule}".strip(),
-                         after={"status": delivery.status, "rule": delivery.rule, "source": delivery.source})
-    except IntegrityError:
-        # A concurrent sender stored the same key first.
-        return Delivery.objects.get(workspace=workspace, idempotency_key=key)
-    return delivery
+
+    def plan() -> tuple[Delivery, dict[int, str]]:
+        account, external_id = quota.account_for_contact(workspace, contact)
+        delivery = Delivery(
+            workspace=workspace, idempotency_key=key, contact=contact, channel_account=account, message_class=message_class,
+            source=source[:100], content=payload, requested_at=at, expires_at=_expiry(workspace, at, expires_at),
+        )
+        if account is None:
+            delivery.status, delivery.rule, delivery.reason = DeliveryStatus.SKIPPED, "no_channel", "the contact has no identity on an active channel"
+        else:
+            delivery.platform = (quota.platform_for(account) or quota.PlatformRules("")).name
+            target = quota.contact_target(workspace, contact, account, at)
+            decision = quota.evaluate(quota.policy_for(workspace), target, message_class, at, until=delivery.expires_at)
+            _apply_decision(delivery, decision, at, delivery.expires_at)
+        return delivery, {contact.pk: external_id}
+
+    return _send_once(workspace, key, at=at, now=now, actor=actor, lock=Contact.objects.select_for_update().filter(pk=contact.pk).first, plan=plan)
 
 
 def _group_quiet(group: Group) -> tuple[dt.time, dt.time] | None:
@@ -373,34 +387,24 @@ def do_send_to_group(
     now = timezone.now()
     at = at or now
     payload = render(content, group=group)
-    try:
-        with _write_gate(), transaction.atomic():
-            Group.objects.select_for_update().filter(pk=group.pk).first()
-            existing = Delivery.objects.filter(workspace=workspace, idempotency_key=key).first()
-            if existing is not None:
-                return existing
-            account = group.channel_account
-            delivery = Delivery(
-                workspace=workspace, idempotency_key=key, group=group, channel_account=account, message_class=message_class,
-                source=source[:100], content=payload, requested_at=at, expires_at=_expiry(workspace, at, expires_at), column=column,
-            )
-            if account is None or not account.is_active or not group.external_id or group.archived_at is not None:
-                delivery.status, delivery.rule = DeliveryStatus.SKIPPED, "no_channel"
-                delivery.reason = "the group is archived" if group.archived_at is not None else "the group is not connected to an active channel"
-            else:
-                delivery.platform = (quota.platform_for(account) or quota.PlatformRules("")).name
-                target = quota.group_target(workspace, group, at, account=account, tz_name=tz_name, quiet=quiet or _group_quiet(group))
-                decision = quota.evaluate(quota.policy_for(workspace), target, message_class, at, until=delivery.expires_at)
-                _apply_decision(delivery, decision, at, delivery.expires_at)
-            with transaction.atomic():
-                delivery.save()
-            if delivery.status == DeliveryStatus.QUEUED and at <= now:
-                _dispatch([delivery], {})
-            record_audit(workspace, actor, "delivery.created", target=delivery, summary=f"{delivery.status} {delivery.rule}".strip(),
-                         after={"status": delivery.status, "rule": delivery.rule, "source": delivery.source})
-    except IntegrityError:
-        return Delivery.objects.get(workspace=workspace, idempotency_key=key)
-    return delivery
+
+    def plan() -> tuple[Delivery, dict[int, str]]:
+        account = group.channel_account
+        delivery = Delivery(
+            workspace=workspace, idempotency_key=key, group=group, channel_account=account, message_class=message_class,
+            source=source[:100], content=payload, requested_at=at, expires_at=_expiry(workspace, at, expires_at), column=column,
+        )
+        if account is None or not account.is_active or not group.external_id or group.archived_at is not None:
+            delivery.status, delivery.rule = DeliveryStatus.SKIPPED, "no_channel"
+            delivery.reason = "the group is archived" if group.archived_at is not None else "the group is not connected to an active channel"
+        else:
+            delivery.platform = (quota.platform_for(account) or quota.PlatformRules("")).name
+            target = quota.group_target(workspace, group, at, account=account, tz_name=tz_name, quiet=quiet or _group_quiet(group))
+            decision = quota.evaluate(quota.policy_for(workspace), target, message_class, at, until=delivery.expires_at)
+            _apply_decision(delivery, decision, at, delivery.expires_at)
+        return delivery, {}
+
+    return _send_once(workspace, key, at=at, now=now, actor=actor, lock=Group.objects.select_for_update().filter(pk=group.pk).first, plan=plan)
 
 
 # ---------------------------------------------------------------- dispatch
