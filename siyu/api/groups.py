@@ -13,10 +13,10 @@ from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
 from siyu.communities import actions
-from siyu.communities.models import Group, GroupMessage, Membership
-from siyu.communities.queries import group_messages, groups_with_counts, may_read_messages
+from siyu.communities.models import Group, GroupMessage, HealthState, Membership
+from siyu.communities.queries import find_groups, group_messages, may_read_messages
 from siyu.contacts.queries import get_visible_contact
-from siyu.core.errors import Forbidden, NotFound
+from siyu.core.errors import Forbidden, NotFound, ValidationFailed
 from siyu.core.phones import mask_digit_runs
 
 router = Router(tags=["groups"])
@@ -45,6 +45,7 @@ class GroupOut(Schema):
     created_at: dt.datetime
     archived_at: dt.datetime | None
     dismissed_at: dt.datetime | None
+    health_state: str | None = Field(None, description="the latest daily health snapshot's state (thriving, steady, fading, silent)")
 
     @staticmethod
     def resolve_admin_ids(obj: Group) -> list[int]:
@@ -90,7 +91,7 @@ class GroupPatch(Schema):
 
 def _group(request: HttpRequest, group_id: int) -> Group:
     require(me(request), Perm.VIEW_GROUPS)
-    group = groups_with_counts(ws(request)).prefetch_related("admins").filter(pk=group_id).first()
+    group = find_groups(ws(request), archived=True).prefetch_related("admins").filter(pk=group_id).first()
     if group is None:
         raise NotFound("group not found")
     return group
@@ -98,14 +99,16 @@ def _group(request: HttpRequest, group_id: int) -> Group:
 
 @router.get("/groups", response={200: list[GroupOut], **ERRORS})
 @paginate(Page)
-def list_groups(request: HttpRequest, group_type: str | None = None, horizon: str | None = None, archived: bool = False) -> Any:
+def list_groups(request: HttpRequest, group_type: str | None = None, horizon: str | None = None, archived: bool = False,
+                q: str = Query("", max_length=100), health: str | None = None) -> Any:
+    """Newest first: the open groups (``archived=true``: the archived ones), by type,
+    horizon, health state (``thriving|steady|fading|silent``, the latest daily snapshot) and
+    name (``q``: contained)."""
     require(me(request), Perm.VIEW_GROUPS)
-    qs = groups_with_counts(ws(request)).prefetch_related("admins").filter(archived_at__isnull=not archived)
-    if group_type:
-        qs = qs.filter(group_type=group_type)
-    if horizon:
-        qs = qs.filter(horizon=horizon)
-    return qs.order_by("-created_at", "-id")
+    if health and health not in HealthState.values:
+        raise ValidationFailed(f"unknown health state {health!r}; expected {', '.join(HealthState.values)}", code="invalid_health")
+    qs = find_groups(ws(request), q=q.strip(), group_type=group_type or "", horizon=horizon or "", health=health or "", archived=True)
+    return qs.prefetch_related("admins").filter(archived_at__isnull=not archived)
 
 
 def _fields(data: dict[str, Any]) -> dict[str, Any]:

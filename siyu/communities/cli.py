@@ -51,8 +51,8 @@ OwnerOpt = Annotated[str | None, typer.Option("--owner", help="Owner's staff e-m
 AdminsOpt = Annotated[str | None, typer.Option("--admins", help="Admins' staff e-mails, comma-separated (\"\" for none).")]
 
 #: what ``siyu groups list`` shows of each group; ``show`` and the writes show all of :func:`group_dict`
-LIST_FIELDS = ("id", "name", "group_type", "horizon", "ends_on", "dismiss_at_end", "member_count", "owner", "channel_account_id",
-               "external_id", "archived_at", "dismissed_at")
+LIST_FIELDS = ("id", "name", "group_type", "horizon", "ends_on", "dismiss_at_end", "member_count", "health_state", "owner",
+               "channel_account_id", "external_id", "archived_at", "dismissed_at")
 
 groups_app = typer.Typer(help="Groups (社群): list, show, create, update, archive, dismiss; settings, auto-replies, activity.",
                          no_args_is_help=True)
@@ -76,13 +76,16 @@ def group_dict(group: Group) -> dict[str, Any]:
               "vision", "rights", "threshold", "threshold_detail", "rules_text", "welcome_message", "capacity", "owner_id")
     return {**{f: getattr(group, f) for f in fields}, "owner": group.owner.email if group.owner else None,
             "admin_ids": sorted(s.pk for s in group.admins.all()), "member_count": group.member_count,  # type: ignore[attr-defined]
-            "created_at": group.created_at, "archived_at": group.archived_at, "dismissed_at": group.dismissed_at}
+            "created_at": group.created_at, "archived_at": group.archived_at, "dismissed_at": group.dismissed_at,
+            "health_state": group.health_state}  # type: ignore[attr-defined]
 
 
-def _groups(ws: Workspace) -> QuerySet[Group]:
-    from siyu.communities.queries import groups_with_counts
+def _groups(ws: Workspace, **search: Any) -> QuerySet[Group]:
+    """The workspace's groups as :func:`siyu.communities.queries.find_groups` finds them
+    (archived ones included unless ``search`` says otherwise), owner and admins loaded."""
+    from siyu.communities.queries import find_groups
 
-    return groups_with_counts(ws).select_related("owner__user").prefetch_related("admins").order_by("-created_at", "-id")
+    return find_groups(ws, **{"archived": True, **search}).select_related("owner__user").prefetch_related("admins")
 
 
 def _group(ws: Workspace, group_id: int) -> Group:
@@ -140,19 +143,21 @@ def list_groups_command(
     group_type: TypeOpt = None,
     horizon: HorizonOpt = None,
     archived: Annotated[bool, typer.Option("--archived", help="List the archived groups instead of the open ones.")] = False,
+    q: Annotated[str, typer.Option("--q", help="Only groups whose name contains this.")] = "",
+    health: Annotated[str | None, typer.Option("--health", help="thriving, steady, fading or silent (the latest daily snapshot).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """List the workspace's groups, newest first."""
-    from siyu.communities.models import GroupType, Horizon
+    from siyu.communities.models import GroupType, HealthState, Horizon
     from siyu.core.errors import ValidationFailed
 
     with command(json_out):
-        for value, choices, code in ((group_type, GroupType.values, "invalid_group_type"), (horizon, Horizon.values, "invalid_horizon")):
+        for value, choices, code in ((group_type, GroupType.values, "invalid_group_type"), (horizon, Horizon.values, "invalid_horizon"),
+                                     (health, HealthState.values, "invalid_health")):
             if value is not None and value not in choices:
                 raise ValidationFailed(f"unknown value {value!r}; expected {', '.join(choices)}", code=code)
-        qs = _groups(workspace_by_slug(workspace)).filter(archived_at__isnull=not archived)
-        qs = qs.filter(group_type=group_type) if group_type else qs
-        qs = qs.filter(horizon=horizon) if horizon else qs
+        qs = _groups(workspace_by_slug(workspace), q=q.strip(), group_type=group_type or "", horizon=horizon or "",
+                     health=health or "").filter(archived_at__isnull=not archived)
         rows = [{f: d[f] for f in LIST_FIELDS} for d in map(group_dict, qs)]
         emit(json_out, rows, "\n".join(
             f"#{r['id']} {r['name']} [{r['group_type']}, {r['horizon']}{' → ' + str(r['ends_on']) if r['ends_on'] else ''}]"

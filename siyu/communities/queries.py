@@ -18,6 +18,29 @@ def groups_with_counts(workspace: Workspace) -> QuerySet[Group]:
     )
 
 
+def find_groups(workspace: Workspace, *, q: str = "", group_type: str = "", horizon: str = "", health: str = "",
+                archived: bool = False) -> QuerySet[Group]:
+    """The group list's search, newest first: open groups (``archived``: the archived ones
+    too), with ``member_count`` and ``health_state`` (the latest daily health snapshot's
+    state, ``None`` before the first), filtered by name (``q``, contained), type, horizon
+    and health state."""
+    from siyu.communities.models import GroupHealthDay
+
+    latest = GroupHealthDay.objects.filter(group=OuterRef("pk")).order_by("-day")
+    qs = groups_with_counts(workspace).annotate(health_state=Subquery(latest.values("state")[:1])).order_by("-created_at", "-id")
+    if not archived:
+        qs = qs.filter(archived_at__isnull=True)
+    if q:
+        qs = qs.filter(name__icontains=q)
+    if group_type:
+        qs = qs.filter(group_type=group_type)
+    if horizon:
+        qs = qs.filter(horizon=horizon)
+    if health:
+        qs = qs.filter(health_state=health)
+    return qs
+
+
 def open_members(group: Group) -> QuerySet[Membership]:
     return Membership.objects.filter(group=group, left_at__isnull=True).select_related("contact").order_by("joined_at")
 

@@ -66,6 +66,26 @@ def test_a_short_term_group_can_ask_to_be_dismissed_at_its_end(api):
     assert api.post("/groups", {"name": "福利群", "dismiss_at_end": True}).json()["error"]["code"] == "dismiss_needs_short_term"
 
 
+def test_the_group_list_searches_by_name_and_health(api, workspace):
+    import datetime as dt
+
+    from siyu.communities.actions import do_refresh_group_health
+    from siyu.communities.models import Group, GroupHealthDay
+
+    a = api.post("/groups", {"name": "静安福利群"}).json()
+    b = api.post("/groups", {"name": "徐汇福利群"}).json()
+    api.post("/groups", {"name": "会员俱乐部"})
+    do_refresh_group_health(Group.objects.get(pk=a["id"]), now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    state = GroupHealthDay.objects.filter(group_id=a["id"]).order_by("-day").values_list("state", flat=True).first()
+
+    assert sorted(g["id"] for g in api.get("/groups", {"q": "福利"}).json()["items"]) == sorted([a["id"], b["id"]])
+    by_health = api.get("/groups", {"health": state}).json()["items"]
+    assert [(g["id"], g["health_state"]) for g in by_health] == [(a["id"], state)]
+    assert api.get(f"/groups/{b['id']}").json()["health_state"] is None
+    assert api.get("/groups", {"health": "great"}).json()["error"]["code"] == "invalid_health"
+    assert api.get("/groups", {"q": "长" * 101}).status_code in (400, 422)
+
+
 def test_archived_group_closes_memberships_and_refuses_joins(api, workspace):
     group = api.post("/groups", {"name": "旧群"}).json()
     contact = make_contact(workspace)

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from siyu.accounts.models import AuditEntry, Role
 from siyu.api.groups import GroupOut
-from siyu.communities.actions import do_add_member, do_archive_group, do_create_group
+from siyu.communities.actions import do_add_member, do_archive_group, do_create_group, do_refresh_group_health
 from siyu.communities.cli import LIST_FIELDS, groups_app
-from siyu.communities.models import Group, Membership
+from siyu.communities.models import Group, GroupHealthDay, Membership
 from siyu.core.testing import make_contact, make_staff, make_workspace
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +83,7 @@ def test_list_shows_the_open_groups_newest_first_and_filters_by_type_horizon_and
     assert rows[2] | {"archived_at": None} == {
         "id": welfare.pk, "name": "福利群", "group_type": "traffic", "horizon": "long_term", "ends_on": None, "dismiss_at_end": False,
         "member_count": 2, "owner": "owner@acme.cn", "channel_account_id": None, "external_id": "", "archived_at": None, "dismissed_at": None,
+        "health_state": None,
     }
     assert rows[1]["ends_on"] == "2026-06-18" and rows[1]["owner"] is None
 
@@ -94,6 +95,13 @@ def test_list_shows_the_open_groups_newest_first_and_filters_by_type_horizon_and
     assert _run("list", "--workspace", "acme", "--archived", "--type", "conversion")[1] == []
     code, bad = _run("list", "--workspace", "acme", "--type", "vip")
     assert code == 1 and bad["error"]["code"] == "invalid_group_type"
+    assert [r["id"] for r in _run("list", "--workspace", "acme", "--q", "快闪")[1]] == [flash.pk]
+    # the health filter reads the latest daily snapshot (a quiet group is silent)
+    do_refresh_group_health(welfare, now=t0 + dt.timedelta(days=3))
+    state = GroupHealthDay.objects.filter(group=welfare).order_by("-day").values_list("state", flat=True).first()
+    healthy = _run("list", "--workspace", "acme", "--health", state)[1]
+    assert [(r["id"], r["health_state"]) for r in healthy] == [(welfare.pk, state)]
+    assert _run("list", "--workspace", "acme", "--health", "great")[1]["error"]["code"] == "invalid_health"
 
     # and as text: one line per group
     text = CliRunner().invoke(groups_app, ["list", "--workspace", "acme"])

@@ -164,6 +164,27 @@ def test_groups_list_with_type_filter_and_member_counts(ws, owner, console_clien
     assert "1 / 300" in only_traffic
 
 
+def test_group_list_searches_by_name_and_health(ws, owner, console_client):
+    import datetime as dt
+
+    from siyu.communities.actions import do_refresh_group_health
+    from siyu.communities.models import GroupHealthDay
+
+    quiet = do_create_group(ws, None, name="静安福利群")
+    do_create_group(ws, None, name="会员俱乐部")
+    do_refresh_group_health(quiet, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    state = GroupHealthDay.objects.filter(group=quiet).order_by("-day").values_list("state", flat=True).first()
+    client = console_client(owner)
+
+    by_name = client.get("/console/groups/", {"q": "福利"}).content.decode()
+    by_health = client.get("/console/groups/", {"health": state}).content.decode()
+    nothing = client.get("/console/groups/", {"health": "steady" if state != "steady" else "thriving"}).content.decode()
+
+    assert "静安福利群" in by_name and "会员俱乐部" not in by_name
+    assert "静安福利群" in by_health and "会员俱乐部" not in by_health
+    assert "静安福利群" not in nothing and "会员俱乐部" not in nothing
+
+
 def test_create_group_with_positioning(ws, owner, console_client):
     client = console_client(owner)
 

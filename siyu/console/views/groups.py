@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -29,7 +28,7 @@ from siyu.communities.actions import (
 )
 from siyu.communities.heatmap import best_hours, group_heatmap
 from siyu.communities.models import Alert, Group, GroupHealthDay, GroupRepull, GroupType, HealthState, MemberRole, Membership
-from siyu.communities.queries import group_messages, groups_with_counts, may_read_messages, open_members
+from siyu.communities.queries import find_groups, group_messages, may_read_messages, open_members
 from siyu.console.forms import GroupForm
 from siyu.console.workspace import Console, back, console_view, page_numbers
 from siyu.contacts.queries import visible_contacts
@@ -44,20 +43,13 @@ PAGE_SIZE = 50
 @console_view(Perm.VIEW_GROUPS)
 def group_list(request: HttpRequest, console: Console) -> HttpResponse:
     group_type = request.GET.get("type", "")
-    latest = GroupHealthDay.objects.filter(group=OuterRef("pk")).order_by("-day")
-    qs = (
-        groups_with_counts(console.workspace).select_related("owner")
-        .annotate(health_state=Subquery(latest.values("state")[:1]))
-        .order_by("-created_at", "-id")
-    )
-    if group_type in GroupType.values:
-        qs = qs.filter(group_type=group_type)
-    else:
-        group_type = ""
-    if request.GET.get("archived") != "1":
-        qs = qs.filter(archived_at__isnull=True)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    keep = [(k, v) for k, v in (("type", group_type), ("archived", request.GET.get("archived", ""))) if v]
+    group_type = group_type if group_type in GroupType.values else ""
+    health = request.GET.get("health", "")
+    health = health if health in HealthState.values else ""
+    q = request.GET.get("q", "").strip()[:100]
+    qs = find_groups(console.workspace, q=q, group_type=group_type, health=health, archived=request.GET.get("archived") == "1")
+    page = Paginator(qs.select_related("owner"), PAGE_SIZE).get_page(request.GET.get("page"))
+    keep = [(k, v) for k, v in (("q", q), ("type", group_type), ("health", health), ("archived", request.GET.get("archived", ""))) if v]
     return render(
         request,
         "console/groups/list.html",
@@ -65,7 +57,7 @@ def group_list(request: HttpRequest, console: Console) -> HttpResponse:
             "page": page,
             "page_links": page_numbers(page.number, page.paginator.num_pages),
             "querystring": urlencode(keep),
-            "group_type": group_type,
+            "group_type": group_type, "health": health, "q": q, "health_states": HealthState.choices,
             "show_archived": request.GET.get("archived") == "1",
             "types": GroupType.choices,
             "health_labels": dict(HealthState.choices),
