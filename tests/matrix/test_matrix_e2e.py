@@ -24,7 +24,7 @@ from siyu.core.testing import make_staff, make_token, make_workspace
 from siyu.moderation.models import ModerationCase
 from tests.matrix.conftest import MatrixCast
 from tests.matrix.synapse import SynapseServer
-from tests.matrix.users import wait_for
+from tests.matrix.users import UserClient, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -64,6 +64,15 @@ def _group(account: ChannelAccount, room_id: str) -> Group | None:
     return Group.objects.filter(channel_account=account, external_id=room_id).first()
 
 
+def _bot_moderates(account: ChannelAccount, owner: UserClient, bot_id: str, room: str) -> Group:
+    """With the listener running: the bot accepted the room's invitation, the room became a
+    group, and its owner made the bot a moderator (power level 50)."""
+    group = wait_for("the room to become a group", lambda: _group(account, room))
+    assert wait_for("the bot to join", lambda: (owner.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
+    owner.grant_power(room, bot_id, 50)
+    return group
+
+
 def test_welcome_and_advert_removal_in_a_real_synapse_room(matrix: MatrixCast, siyu_side) -> None:
     account, api, auth = siyu_side
     alice, bob, bot_id = matrix.alice, matrix.bob, matrix.bot.user_id
@@ -71,13 +80,11 @@ def test_welcome_and_advert_removal_in_a_real_synapse_room(matrix: MatrixCast, s
     # given a room alice owns, with the bot invited
     room = alice.create_room("福利1群", invite=[bot_id])
     with RunningListener(account):
-        # the listener accepts the invitation; the room becomes a group with alice in it
-        group = wait_for("the room to become a group", lambda: _group(account, room))
-        assert group.name == "福利1群"
-        assert wait_for("the bot to join", lambda: (alice.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
-        wait_for("alice's membership", lambda: Membership.objects.filter(group=group, contact__name="Alice", left_at__isnull=True).exists())
+        # the listener accepts the invitation; the room becomes a group with alice in it;
         # alice makes the bot a moderator and sets the group's welcome message in siyu
-        alice.grant_power(room, bot_id, 50)
+        group = _bot_moderates(account, alice, bot_id, room)
+        assert group.name == "福利1群"
+        wait_for("alice's membership", lambda: Membership.objects.filter(group=group, contact__name="Alice", left_at__isnull=True).exists())
         do_update_group(group, None, welcome_message=WELCOME)
 
         # when bob joins, he is welcomed by name, with a mention
@@ -149,8 +156,6 @@ def _redacted(event: dict) -> dict | None:
 def test_dismissing_a_group_ends_the_real_room(synapse: SynapseServer, matrix: MatrixCast, siyu_side) -> None:
     import uuid
 
-    from tests.matrix.users import UserClient
-
     account, api, auth = siyu_side
     alice, bob, bot_id = matrix.alice, matrix.bob, matrix.bot.user_id
     carol = UserClient(synapse.base_url, synapse.register(f"carol-{uuid.uuid4().hex[:8]}"))
@@ -158,9 +163,7 @@ def test_dismissing_a_group_ends_the_real_room(synapse: SynapseServer, matrix: M
         # given a room alice created, the bot a moderator in it, bob a member and carol invited
         room = alice.create_room("双11快闪群", invite=[bot_id])
         with RunningListener(account):
-            group = wait_for("the room to become a group", lambda: _group(account, room))
-            assert wait_for("the bot to join", lambda: (alice.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
-            alice.grant_power(room, bot_id, 50)
+            group = _bot_moderates(account, alice, bot_id, room)
             alice.invite(room, bob.user_id)
             bob.join(room)
             alice.invite(room, carol.user.user_id)
@@ -198,9 +201,7 @@ def test_staff_removal_and_the_blacklist_kick_in_the_real_room(matrix: MatrixCas
     # given a room alice owns with the bot a moderator in it, and bob a member
     room = alice.create_room("静安福利群", invite=[bot_id])
     with RunningListener(account):
-        group = wait_for("the room to become a group", lambda: _group(account, room))
-        assert wait_for("the bot to join", lambda: (alice.membership(room, bot_id) or {}).get("content", {}).get("membership") == "join")
-        alice.grant_power(room, bot_id, 50)
+        group = _bot_moderates(account, alice, bot_id, room)
         alice.invite(room, bob.user_id)
         bob.join(room)
         stay = wait_for("bob's membership", lambda: Membership.objects.filter(group=group, contact__name="Bob", left_at__isnull=True).first())
