@@ -302,13 +302,17 @@ def do_remove_member_on_channel(membership: Membership, actor: Staff | None, *, 
 
 
 def do_close_removal_task(group: Group, contact: Contact) -> None:
-    """The platform reports ``contact`` gone from ``group``: the owner's task to remove
-    them (:func:`do_remove_member_on_channel`), if one is still open, is done."""
+    """The platform reports ``contact`` gone from ``group``: the open tasks asking a person
+    to remove them are done — staff's (:func:`do_remove_member_on_channel`, keyed by the
+    stay) and moderation's (a remove or blacklist verdict, or the blacklist enforced on a
+    join, naming the group and contact in their evidence)."""
     from siyu.channels.actions import do_close_staff_task
     from siyu.channels.models import StaffTask, StaffTaskStatus
 
     keys = [f"task:kick:{pk}" for pk in Membership.objects.filter(group=group, contact=contact, left_at__isnull=False).values_list("pk", flat=True)]
-    for task in StaffTask.objects.filter(workspace_id=group.workspace_id, dedupe_key__in=keys, status=StaffTaskStatus.OPEN):
+    open_tasks = StaffTask.objects.filter(workspace_id=group.workspace_id, status=StaffTaskStatus.OPEN)
+    moderation = open_tasks.filter(kind="moderation_remove_member", detail__group_id=group.pk, detail__contact_id=contact.pk)
+    for task in open_tasks.filter(dedupe_key__in=keys) | moderation:
         do_close_staff_task(task, None, status=StaffTaskStatus.DONE)
 
 

@@ -271,9 +271,12 @@ def _remove_from_group(
     account: ChannelAccount, group: Group, contact: Contact | None, member_id: str, name: str, base: str,
     applied: list[dict[str, Any]], evidence: dict[str, Any],
 ) -> None:
+    # the task names the stay it is about, so the platform's member-left report closes it
+    # (siyu.communities.actions.do_close_removal_task)
     removed = _send_or_task(
         account, Command(CommandKind.REMOVE_MEMBER, f"{base}:remove", group.external_id, {"member": member_id, "reason": "advertising"}),
-        applied, task_title=f"将{name}移出「{group.name}」（发广告）", evidence=evidence,
+        applied, task_title=f"将{name}移出「{group.name}」（发广告）",
+        evidence={**evidence, "group_id": group.pk, "contact_id": contact.pk if contact else None},
     )
     if not removed:
         return  # a person must remove them: the membership stays open until they do

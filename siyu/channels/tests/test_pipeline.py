@@ -114,6 +114,12 @@ def test_channel_that_cannot_remove_gets_a_staff_task(account):
     assert {a.get("staff_task") is not None for a in case.applied} == {True}
     assert Membership.objects.get().left_at is None  # nobody was removed: a person must do it
 
+    # the owner removes them in the app; WeCom's member-left report closes the removal task
+    do_receive(account, [_event(InboundKind.MEMBER_LEFT, "l3", group_id="wrOg", member_id="wmX")])
+    tasks = StaffTask.objects.order_by("kind")
+    assert [t.status for t in tasks] == ["open", "done"]  # the message itself is still for a person to delete
+    assert Membership.objects.get().left_at is not None
+
 
 def test_outbox_is_idempotent_and_refuses_unsupported_commands(account):
     cmd = Command(CommandKind.SEND_MESSAGE, "k-1", "room", {"to": "group", "text": "hi"})

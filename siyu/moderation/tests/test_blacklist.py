@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from siyu.accounts.models import AuditEntry, Role
 from siyu.channels.actions import do_create_channel_account
 from siyu.channels.inbox import process
-from siyu.channels.models import InboxEvent, OutboxMessage, StaffTask
+from siyu.channels.models import InboxEvent, OutboxMessage, StaffTask, StaffTaskStatus
 from siyu.communities.actions import do_add_member, do_create_group, do_set_group_settings
 from siyu.communities.models import Membership
 from siyu.contacts.actions import do_ensure_contact_for_identity
@@ -97,7 +97,8 @@ def test_a_blacklisted_contact_seen_speaking_is_removed_and_not_answered():
 
 
 def test_on_wecom_the_owner_gets_a_task_and_the_member_stays_listed_until_gone():
-    ws, owner, _account, room, _offline, spammer = _world("wecom")
+    ws, owner, account, room, _offline, spammer = _world("wecom")
+    other = do_create_group(ws, None, name="福利2群", channel_account=account, external_id="room2")
     do_blacklist_contact(spammer, owner)
 
     _event(room, "j1", "member_joined", member_id="spam1", member_name="广告哥")
@@ -105,6 +106,18 @@ def test_on_wecom_the_owner_gets_a_task_and_the_member_stays_listed_until_gone()
     task = StaffTask.objects.get(workspace=ws, kind="moderation_remove_member")
     assert task.detail["rule"] == "blacklisted" and task.detail["group"] == "福利1群"
     assert Membership.objects.get(group=room, contact=spammer).left_at is None  # still in the room until the owner removes them
+    assert (task.detail["group_id"], task.detail["contact_id"]) == (room.pk, spammer.pk)
+
+    # someone else leaving, or the spammer leaving another group, does not close it
+    _event(room, "l0", "member_left", member_id="someone", member_name="路人")
+    _event(other, "l1", "member_left", member_id="spam1", member_name="广告哥")
+    task.refresh_from_db()
+    assert task.status == StaffTaskStatus.OPEN
+    # the owner removed them in the app and WeCom reports it: the task is done
+    assert _event(room, "l2", "member_left", member_id="spam1", member_name="广告哥") == "processed"
+    task.refresh_from_db()
+    assert task.status == StaffTaskStatus.DONE and task.done_at is not None
+    assert Membership.objects.get(group=room, contact=spammer).left_at is not None
 
 
 def test_lifting_needs_the_permission_a_short_note_and_happens_once():
