@@ -13,7 +13,8 @@ from pydantic import Field
 from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
-from siyu.contacts.queries import get_visible_contact, visible_contacts
+from siyu.contacts.queries import get_visible_contact, get_visible_contacts, visible_contacts
+from siyu.core.errors import NotFound
 from siyu.core.phones import mask_digit_runs
 from siyu.moderation import actions
 from siyu.moderation.models import BlacklistEntry, ModerationCase
@@ -93,6 +94,25 @@ class LiftIn(Schema):
     note: str = Field("", max_length=200)
 
 
+class BulkBlacklistIn(Schema):
+    contact_ids: list[int] = Field(..., min_length=1, max_length=actions.MAX_BULK_BLACKLIST)
+    reason: str = Field("", max_length=300)
+
+
+class BulkBlacklistOut(Schema):
+    created: list[BlacklistOut] = Field(description="entries made now")
+    existing: list[BlacklistOut] = Field(description="the standing entries of contacts already blacklisted")
+
+
+class BulkLiftIn(Schema):
+    entry_ids: list[int] = Field(..., min_length=1, max_length=actions.MAX_BULK_BLACKLIST)
+    note: str = Field("", max_length=200)
+
+
+class BulkLiftOut(Schema):
+    lifted: list[BlacklistOut] = Field(description="the entries that were standing and are lifted now")
+
+
 def _visible_entries(request: HttpRequest) -> Any:
     require(me(request), Perm.VIEW_GROUPS)
     return visible_blacklist(ws(request), me(request)).select_related("contact")
@@ -119,6 +139,27 @@ def blacklist_contact(request: HttpRequest, payload: BlacklistIn) -> Any:
     before = BlacklistEntry.objects.filter(contact=contact, lifted_at__isnull=True).values_list("pk", flat=True).first()
     entry = actions.do_blacklist_contact(contact, me(request), reason=payload.reason)
     return Status(200 if entry.pk == before else 201, entry)
+
+
+@router.post("/moderation/blacklist/bulk", response={200: BulkBlacklistOut, **ERRORS})
+def blacklist_contacts(request: HttpRequest, payload: BulkBlacklistIn) -> Any:
+    """Blacklist up to 500 contacts at once (批量拉黑), each as ``POST /moderation/blacklist``
+    does; all or none — an id this caller cannot see is a 404 naming it, and nothing changes."""
+    contacts = get_visible_contacts(ws(request), me(request), payload.contact_ids)
+    created, existing = actions.do_blacklist_contacts(contacts, me(request), reason=payload.reason)
+    return {"created": created, "existing": existing}
+
+
+@router.post("/moderation/blacklist/lift", response={200: BulkLiftOut, **ERRORS})
+def lift_blacklist_entries(request: HttpRequest, payload: BulkLiftIn) -> Any:
+    """Lift up to 500 entries at once (批量解除); entries already lifted are skipped. All or
+    none — an entry this caller cannot see is a 404, and nothing changes."""
+    ids = list(dict.fromkeys(payload.entry_ids))
+    entries = {e.pk: e for e in _visible_entries(request).filter(pk__in=ids)}
+    missing = [pk for pk in ids if pk not in entries]
+    if missing:
+        raise NotFound(f"blacklist entry not found: {', '.join(map(str, missing[:20]))}")
+    return {"lifted": actions.do_lift_blacklist_entries([entries[pk] for pk in ids], me(request), note=payload.note)}
 
 
 @router.post("/moderation/blacklist/{int:entry_id}/lift", response={200: BlacklistOut, **ERRORS})

@@ -33,6 +33,17 @@ def get_visible_contact(workspace: Workspace, staff: Staff | None, contact_id: i
         raise ContactNotFound("contact not found") from exc
 
 
+def get_visible_contacts(workspace: Workspace, staff: Staff | None, contact_ids: Iterable[int]) -> list[Contact]:
+    """The contacts behind these ids, in the order given (a repeated id once), all
+    visible to ``staff``; otherwise :class:`ContactNotFound` naming the ids that are not."""
+    ids = list(dict.fromkeys(contact_ids))
+    found = {c.pk: c for c in visible_contacts(workspace, staff).filter(pk__in=ids)}
+    missing = [pk for pk in ids if pk not in found]
+    if missing:
+        raise ContactNotFound(f"contact not found: {', '.join(map(str, missing[:20]))}{' …' if len(missing) > 20 else ''}")
+    return [found[pk] for pk in ids]
+
+
 def resolve_tags(workspace: Workspace, refs: Iterable[str | int]) -> list[Tag]:
     """Turn tag references into tags of this workspace. A reference is a tag id, a
     ``group/name`` pair, or a bare name that is unique in the workspace. Unknown or

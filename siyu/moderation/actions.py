@@ -30,6 +30,7 @@ from siyu.moderation.policy import DEFAULT_ACTIONS, Decision, Verdict
 REMOVAL_NOTICE = "因系统检测到{name}发广告，已移出群聊。本群由机器人监控广告，请大家遵守群规。"
 WARNING_NOTICE = "@{name} 请遵守群规：本群禁止发布广告、联系方式和外部链接。"
 MAX_WORDS = 50_000
+MAX_BULK_BLACKLIST = 500  # contacts or entries per bulk blacklist / lift
 POLICY_KEYS = {"actions", "escalation", "vip_tags", "own_domains", "own_qr_prefixes", "flood_count", "flood_window_seconds"}
 DETECTORS = set(DEFAULT_ACTIONS)
 
@@ -355,6 +356,43 @@ def do_lift_blacklist(entry: BlacklistEntry, actor: Staff | None, *, note: str =
                          summary=note, after={"contact": locked.contact_id})
     entry.lifted_at = locked.lifted_at
     return entry
+
+
+def _bulk(rows: list[Any], noun: str) -> list[Any]:
+    """The rows of a bulk blacklist/lift, each once, in the order given; between 1 and
+    ``MAX_BULK_BLACKLIST`` of them."""
+    unique = list({row.pk: row for row in rows}.values())
+    if not unique:
+        raise ValidationFailed(f"name at least one of the {noun}", code=f"no_{noun}")
+    if len(unique) > MAX_BULK_BLACKLIST:
+        raise ValidationFailed(f"at most {MAX_BULK_BLACKLIST} {noun} at once", code=f"too_many_{noun}")
+    return unique
+
+
+def do_blacklist_contacts(contacts: list[Contact], actor: Staff | None, *, reason: str = "") -> tuple[list[BlacklistEntry], list[BlacklistEntry]]:
+    """Blacklist several contacts of one workspace at once (批量拉黑) — each as
+    :func:`do_blacklist_contact` does, all or none. Returns (new entries, entries of the
+    contacts already blacklisted), in the order given; a contact given twice counts once."""
+    require(actor, Perm.MANAGE_GROUPS)
+    unique = _bulk(contacts, "contacts")
+    if len({c.workspace_id for c in unique}) > 1:
+        raise ValidationFailed("the contacts belong to different workspaces", code="mixed_workspaces")
+    with transaction.atomic():
+        standing = set(BlacklistEntry.objects.filter(contact__in=unique, lifted_at__isnull=True).values_list("contact_id", flat=True))
+        entries = [do_blacklist_contact(contact, actor, reason=reason) for contact in unique]
+    return [e for e in entries if e.contact_id not in standing], [e for e in entries if e.contact_id in standing]
+
+
+def do_lift_blacklist_entries(entries: list[BlacklistEntry], actor: Staff | None, *, note: str = "") -> list[BlacklistEntry]:
+    """Lift several entries at once (批量解除), each as :func:`do_lift_blacklist` does, all
+    or none. Returns the entries that were standing and are lifted now."""
+    require(actor, Perm.MANAGE_GROUPS)
+    unique = _bulk(entries, "entries")
+    if len(note.strip()) > 200:
+        raise ValidationFailed("the note is at most 200 characters", code="invalid_note")
+    with transaction.atomic():
+        standing = set(BlacklistEntry.objects.filter(pk__in=[e.pk for e in unique], lifted_at__isnull=True).values_list("pk", flat=True))
+        return [do_lift_blacklist(e, actor, note=note) for e in unique if e.pk in standing]
 
 
 def do_enforce_blacklist(membership: Membership) -> list[dict[str, Any]]:

@@ -91,40 +91,53 @@ def blacklist_list_command(
 
 @blacklist_app.command("add")
 def blacklist_add_command(
-    contact_id: int,
+    contact_ids: Annotated[list[int], typer.Argument(help="One or more contact ids (up to 500).")],
     workspace: _WorkspaceOpt,
     reason: Annotated[str, typer.Option("--reason", help="Why (≤ 300 characters).")] = "",
     staff: _StaffOpt = None,
     json_out: _JsonFlag = False,
 ) -> None:
-    """Blacklist a contact (拉黑): out of every group now, and whenever they join one."""
+    """Blacklist contacts (拉黑): out of every group now, and whenever they join one. With one
+    id, prints its entry; with several (all or none), {"created": [...], "existing": [...]}."""
     from siyu.cli.runtime import staff_or_system
-    from siyu.contacts.queries import get_visible_contact
-    from siyu.moderation.actions import do_blacklist_contact
+    from siyu.contacts.queries import get_visible_contacts
+    from siyu.moderation.actions import do_blacklist_contact, do_blacklist_contacts
 
     with command(json_out):
         ws = workspace_by_slug(workspace)
         actor = staff_or_system(ws, staff)
-        entry = do_blacklist_contact(get_visible_contact(ws, actor, contact_id), actor, reason=reason)
-        row = blacklist_entry(entry)
-        emit(json_out, row, _line(row))
+        contacts = get_visible_contacts(ws, actor, contact_ids)
+        if len(contacts) == 1:
+            row = blacklist_entry(do_blacklist_contact(contacts[0], actor, reason=reason))
+            emit(json_out, row, _line(row))
+            return
+        created, existing = do_blacklist_contacts(contacts, actor, reason=reason)
+        result = {"created": [blacklist_entry(e) for e in created], "existing": [blacklist_entry(e) for e in existing]}
+        emit(json_out, result, "\n".join([f"blacklisted {len(created)}, already blacklisted {len(existing)}",
+                                           *(_line(r) for r in result["created"] + result["existing"])]))
 
 
 @blacklist_app.command("lift")
 def blacklist_lift_command(
-    entry_id: int,
+    entry_ids: Annotated[list[int], typer.Argument(help="One or more entry ids (up to 500).")],
     workspace: _WorkspaceOpt,
     note: Annotated[str, typer.Option("--note", help="Why it is lifted (≤ 200 characters).")] = "",
     staff: _StaffOpt = None,
     json_out: _JsonFlag = False,
 ) -> None:
-    """Lift an entry (解除拉黑): the contact may join groups again."""
+    """Lift entries (解除拉黑): the contacts may join groups again. With one id, prints the
+    entry; with several (all or none; ones already lifted are skipped), {"lifted": [...]}."""
     from siyu.cli.runtime import staff_or_system
-    from siyu.moderation.actions import do_lift_blacklist
+    from siyu.moderation.actions import do_lift_blacklist, do_lift_blacklist_entries
     from siyu.moderation.models import BlacklistEntry
 
     with command(json_out):
         ws = workspace_by_slug(workspace)
-        entry = BlacklistEntry.objects.select_related("contact").get_in_workspace(ws, pk=entry_id)
-        row = blacklist_entry(do_lift_blacklist(entry, staff_or_system(ws, staff), note=note))
-        emit(json_out, row, _line(row))
+        actor = staff_or_system(ws, staff)
+        entries = [BlacklistEntry.objects.select_related("contact").get_in_workspace(ws, pk=pk) for pk in dict.fromkeys(entry_ids)]
+        if len(entries) == 1:
+            row = blacklist_entry(do_lift_blacklist(entries[0], actor, note=note))
+            emit(json_out, row, _line(row))
+            return
+        lifted = [blacklist_entry(e) for e in do_lift_blacklist_entries(entries, actor, note=note)]
+        emit(json_out, {"lifted": lifted}, "\n".join([f"lifted {len(lifted)}", *(_line(r) for r in lifted)]))

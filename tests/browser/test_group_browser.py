@@ -11,22 +11,19 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from siyu.accounts.models import Role
 from siyu.channels.actions import do_create_channel_account
 from siyu.channels.models import OutboxMessage
 from siyu.communities.actions import do_add_member, do_create_group, do_record_group_message
 from siyu.communities.models import Membership
 from siyu.contacts.actions import do_ensure_contact_for_identity
-from siyu.core.testing import make_staff, make_workspace
+from tests.browser.helpers import log_in, tea_house
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "browser-pass-1"
 
 
 @pytest.fixture
 def group():
-    ws = make_workspace(slug="tea", name="山茶小馆 Tea House")
-    owner = make_staff(ws, Role.OWNER, email="owner@example.com", display_name="林店长", password=PASSWORD)
+    ws, owner = tea_house()
     account = do_create_channel_account(ws, None, kind="sandbox", name="sbx")
     group = do_create_group(ws, None, name="茶友福利群", channel_account=account, external_id="room-tea", owner=owner)
     ann, _ = do_ensure_contact_for_identity(account, "ann", name="小安")
@@ -42,11 +39,7 @@ def group():
 
 def test_heatmap_remove_a_member_and_search_the_messages(live_server, page, group):
     # given the owner logged in
-    page.goto(f"{live_server.url}/console/login/")
-    page.fill("#id_username", "owner@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit].primary")
-    expect(page).to_have_url(re.compile(r"/console/"))
+    log_in(page, live_server.url)
 
     # when they open the group's page
     page.goto(f"{live_server.url}/console/groups/{group.pk}/")

@@ -17,15 +17,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from siyu.accounts.permissions import Perm
 from siyu.communities.models import Group
 from siyu.console.workspace import Console, back, console_view, page_numbers
-from siyu.contacts.queries import get_visible_contact, visible_contacts
-from siyu.core.errors import ValidationFailed
+from siyu.contacts.queries import get_visible_contact, get_visible_contacts, visible_contacts
+from siyu.core.errors import NotFound, ValidationFailed
 from siyu.core.models import Workspace
 from siyu.core.phones import mask_digit_runs
 from siyu.moderation.actions import (
     DETECTORS,
     check_message,
     do_blacklist_contact,
+    do_blacklist_contacts,
     do_lift_blacklist,
+    do_lift_blacklist_entries,
     do_save_word_list,
     do_set_policy,
     do_undo_case,
@@ -160,6 +162,40 @@ def blacklist_lift(request: HttpRequest, console: Console, entry_id: int) -> Htt
     do_lift_blacklist(entry, console.staff, note=request.POST.get("note", ""))
     messages.success(request, _("%(name)s is no longer blacklisted: they may join groups again.") % {"name": entry.contact.name})
     return back(request, reverse("console:moderation_blacklist"))
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def blacklist_bulk_lift(request: HttpRequest, console: Console) -> HttpResponse:
+    """Lift the ticked entries of the blacklist tab at once."""
+    fallback = reverse("console:moderation_blacklist")
+    ids = list(dict.fromkeys(int(v) for v in request.POST.getlist("entry") if v.isdigit()))
+    if not ids:
+        messages.warning(request, _("Select at least one entry."))
+        return back(request, fallback)
+    entries = list(visible_blacklist(console.workspace, console.staff).filter(pk__in=ids))
+    if len(entries) != len(ids):
+        raise NotFound(_("blacklist entry not found"))
+    lifted = do_lift_blacklist_entries(entries, console.staff, note=request.POST.get("note", ""))
+    messages.success(request, _("Lifted %(count)d of %(selected)d selected entries: those contacts may join groups again.")
+                     % {"count": len(lifted), "selected": len(entries)})
+    return back(request, fallback)
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def contacts_bulk_blacklist(request: HttpRequest, console: Console) -> HttpResponse:
+    """Blacklist the contacts ticked on the contact list (批量拉黑)."""
+    fallback = reverse("console:contacts")
+    ids = [int(v) for v in request.POST.getlist("contact") if v.isdigit()]
+    if not ids:
+        messages.warning(request, _("Select at least one contact."))
+        return back(request, fallback)
+    created, existing = do_blacklist_contacts(get_visible_contacts(console.workspace, console.staff, ids), console.staff,
+                                              reason=request.POST.get("reason", ""))
+    messages.success(request, _("Blacklisted %(count)d contacts (%(already)d were already): removed from every group, and again whenever they join one.")
+                     % {"count": len(created), "already": len(existing)})
+    return back(request, fallback)
 
 
 @require_POST

@@ -214,3 +214,138 @@ def test_the_cli_adds_lists_and_lifts():
     assert run("list") == [] and [e["id"] for e in run("list", "--include-lifted")] == [added["id"]]
     missing = CliRunner().invoke(moderation_app, ["blacklist", "lift", "999999", "--workspace", ws.slug, "--json"])
     assert missing.exit_code != 0
+
+
+def test_blacklisting_and_lifting_in_bulk_is_all_or_nothing(django_capture_on_commit_callbacks):
+    from siyu.moderation.actions import MAX_BULK_BLACKLIST, do_blacklist_contacts, do_lift_blacklist_entries
+
+    ws, owner, account, room, _offline, spammer = _world()
+    second, _ = do_ensure_contact_for_identity(account, "spam2", name="刷单哥")
+    third = make_contact(ws, name="羊毛党")
+    for contact in (spammer, second):
+        do_add_member(room, contact, None)
+    already = do_blacklist_contact(third, owner, reason="早先拉黑")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created, existing = do_blacklist_contacts([spammer, second, third, spammer], owner, reason="批量")
+
+    assert [e.contact_id for e in created] == [spammer.pk, second.pk] and {e.reason for e in created} == {"批量"}
+    assert [e.pk for e in existing] == [already.pk]
+    assert not Membership.objects.filter(group=room, left_at__isnull=True).exists()
+    assert OutboxMessage.objects.filter(command="remove_member").count() == 2
+    assert AuditEntry.objects.filter(action="moderation.blacklisted").count() == 3  # one per contact, the earlier one included
+
+    with pytest.raises(ValidationFailed) as raised:
+        do_blacklist_contacts([], owner)
+    assert raised.value.code == "no_contacts"
+    with pytest.raises(ValidationFailed) as raised:
+        do_blacklist_contacts([make_contact(ws) for _ in range(MAX_BULK_BLACKLIST + 1)], owner)
+    assert raised.value.code == "too_many_contacts"
+    other_ws_contact = make_contact(make_workspace())
+    with pytest.raises(ValidationFailed) as raised:
+        do_blacklist_contacts([spammer, other_ws_contact], owner)
+    assert raised.value.code == "mixed_workspaces"
+    with pytest.raises(Forbidden):
+        do_blacklist_contacts([spammer], make_staff(ws, Role.AGENT))
+    # a bad reason fails the whole call: nobody new is blacklisted
+    fresh = make_contact(ws, name="新客")
+    with pytest.raises(ValidationFailed):
+        do_blacklist_contacts([fresh, make_contact(ws)], owner, reason="长" * 301)
+    assert not BlacklistEntry.objects.filter(contact=fresh).exists()
+
+    with pytest.raises(ValidationFailed) as raised:
+        do_lift_blacklist_entries(created, owner, note="长" * 201)
+    assert raised.value.code == "invalid_note"
+    lifted = do_lift_blacklist_entries([*created, already, created[0]], owner, note="误判")
+    assert sorted(e.pk for e in lifted) == sorted([*(e.pk for e in created), already.pk])
+    assert do_lift_blacklist_entries(created, owner) == []  # already lifted: nothing more
+    assert AuditEntry.objects.filter(action="moderation.blacklist_lifted").count() == 3
+
+
+def test_the_api_blacklists_and_lifts_in_bulk_within_what_the_caller_sees():
+    ws, owner, account, _room, _offline, spammer = _world()
+    _other_ws, _other_owner, _a, _r, _o, stranger = _world()
+    second, _ = do_ensure_contact_for_identity(account, "spam2", name="刷单哥")
+    api = Client()
+    auth = {"Authorization": f"Bearer {make_token(owner)}"}
+
+    def post(path, body, headers=auth):
+        return api.post(path, body, content_type="application/json", headers=headers)
+
+    # a contact of another workspace: 404 naming it, nobody blacklisted
+    refused = post("/api/v1/moderation/blacklist/bulk", {"contact_ids": [spammer.pk, stranger.pk]})
+    assert refused.status_code == 404 and str(stranger.pk) in refused.json()["error"]["message"]
+    assert not BlacklistEntry.objects.filter(workspace=ws).exists()
+    assert post("/api/v1/moderation/blacklist/bulk", {"contact_ids": []}).status_code == 422
+    assert post("/api/v1/moderation/blacklist/bulk", {"contact_ids": list(range(1, 502))}).status_code == 422
+    assert post("/api/v1/moderation/blacklist/bulk", {"contact_ids": ["x"]}).status_code == 422
+
+    post("/api/v1/moderation/blacklist", {"contact_id": second.pk})
+    done = post("/api/v1/moderation/blacklist/bulk", {"contact_ids": [spammer.pk, second.pk], "reason": "群发广告"})
+    assert done.status_code == 200
+    body = done.json()
+    assert [e["contact_id"] for e in body["created"]] == [spammer.pk] and body["created"][0]["reason"] == "群发广告"
+    assert [e["contact_id"] for e in body["existing"]] == [second.pk]
+
+    ids = [body["created"][0]["id"], body["existing"][0]["id"]]
+    theirs = do_blacklist_contact(stranger, _other_owner)
+    assert post("/api/v1/moderation/blacklist/lift", {"entry_ids": [*ids, theirs.pk]}).status_code == 404
+    assert BlacklistEntry.objects.filter(workspace=ws, lifted_at__isnull=True).count() == 2
+    as_agent = {"Authorization": f"Bearer {make_token(make_staff(ws, Role.AGENT))}"}
+    assert post("/api/v1/moderation/blacklist/lift", {"entry_ids": ids}, as_agent).status_code in (403, 404)
+    lifted = post("/api/v1/moderation/blacklist/lift", {"entry_ids": ids, "note": "申诉通过"})
+    assert lifted.status_code == 200 and sorted(e["id"] for e in lifted.json()["lifted"]) == sorted(ids)
+    assert all(e["lifted_at"] for e in lifted.json()["lifted"])
+    assert post("/api/v1/moderation/blacklist/lift", {"entry_ids": ids}).json() == {"lifted": []}
+
+
+def test_the_console_blacklists_ticked_contacts_and_lifts_ticked_entries(client):
+    ws, owner, account, room, _offline, spammer = _world()
+    second, _ = do_ensure_contact_for_identity(account, "spam2", name="刷单哥")
+    do_add_member(room, spammer, None)
+    client.force_login(owner.user)
+    assert 'id="bulk-blacklist"' in client.get("/console/contacts/").content.decode()
+
+    response = client.post("/console/contacts/bulk-blacklist/", {"contact": [spammer.pk, second.pk], "reason": "发广告",
+                                                                 "next": "/console/contacts/"}, follow=True)
+
+    assert "已拉黑 2 位客户" in response.content.decode()
+    assert BlacklistEntry.objects.filter(contact__in=[spammer, second], lifted_at__isnull=True, reason="发广告").count() == 2
+    assert Membership.objects.get(contact=spammer).left_at is not None
+    page = client.get("/console/moderation/blacklist/").content.decode()
+    assert 'id="bulk-lift"' in page and page.count('form="bulk-lift"') == 2
+    # nothing ticked: a warning, nothing done
+    assert "请至少选择一条记录" in client.post("/console/moderation/blacklist/lift/", {}, follow=True).content.decode()
+
+    entries = list(BlacklistEntry.objects.filter(workspace=ws).values_list("pk", flat=True))
+    response = client.post("/console/moderation/blacklist/lift/", {"entry": entries, "note": "误判"}, follow=True)
+
+    assert "已解除所选 2 条中的 2 条" in response.content.decode()
+    assert not BlacklistEntry.objects.filter(workspace=ws, lifted_at__isnull=True).exists()
+    # an agent sees no blacklist button and may not use the endpoints
+    agent = make_staff(ws, Role.AGENT)
+    mine = make_contact(ws, name="代理的客户", owner=agent)
+    client.force_login(agent.user)
+    assert 'id="bulk-blacklist"' not in client.get("/console/contacts/").content.decode()
+    assert client.post("/console/contacts/bulk-blacklist/", {"contact": [mine.pk]}).status_code in (403, 404)
+    assert not BlacklistEntry.objects.filter(contact=mine).exists()
+
+
+def test_the_cli_blacklists_and_lifts_several_at_once():
+    ws, _owner, account, _room, _offline, spammer = _world()
+    second, _ = do_ensure_contact_for_identity(account, "spam2", name="刷单哥")
+
+    def run(*args):
+        result = CliRunner().invoke(moderation_app, ["blacklist", *args, "--workspace", ws.slug, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    one = run("add", str(second.pk))
+    both = run("add", str(spammer.pk), str(second.pk), "--reason", "群发广告")
+    assert [e["contact_id"] for e in both["created"]] == [spammer.pk]
+    assert [e["id"] for e in both["existing"]] == [one["id"]]
+    lifted = run("lift", str(one["id"]), str(both["created"][0]["id"]), "--note", "申诉通过")
+    assert sorted(e["contact_id"] for e in lifted["lifted"]) == sorted([spammer.pk, second.pk])
+    assert run("list") == []
+    unknown = CliRunner().invoke(moderation_app, ["blacklist", "add", str(spammer.pk), "999999", "--workspace", ws.slug, "--json"])
+    assert unknown.exit_code != 0 and "999999" in unknown.output

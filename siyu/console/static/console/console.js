@@ -4,7 +4,8 @@
   "use strict";
 
   function boxes(form, name) {
-    return Array.prototype.slice.call(form.querySelectorAll('input[type=checkbox][name="' + name + '"]'));
+    // form.elements: also the boxes outside the form tied to it by a form="…" attribute
+    return Array.prototype.slice.call(form.elements).filter(function (el) { return el.type === "checkbox" && el.name === name; });
   }
 
   function showCount(form, name) {
@@ -16,7 +17,9 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form instanceof HTMLFormElement && form.getAttribute("data-confirm");
+    // the button that submitted may ask its own question (a second action of one form)
+    var button = event.submitter;
+    var question = (button && button.getAttribute("data-confirm")) || (form instanceof HTMLFormElement && form.getAttribute("data-confirm"));
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
