@@ -14,11 +14,10 @@ from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
 from siyu.contacts.queries import get_visible_contact, get_visible_contacts, visible_contacts
-from siyu.core.errors import NotFound
 from siyu.core.phones import mask_digit_runs
 from siyu.moderation import actions
 from siyu.moderation.models import BlacklistEntry, ModerationCase
-from siyu.moderation.queries import visible_blacklist
+from siyu.moderation.queries import get_visible_entries, visible_blacklist
 
 router = Router(tags=["moderation"])
 
@@ -154,12 +153,9 @@ def blacklist_contacts(request: HttpRequest, payload: BulkBlacklistIn) -> Any:
 def lift_blacklist_entries(request: HttpRequest, payload: BulkLiftIn) -> Any:
     """Lift up to 500 entries at once (批量解除); entries already lifted are skipped. All or
     none — an entry this caller cannot see is a 404, and nothing changes."""
-    ids = list(dict.fromkeys(payload.entry_ids))
-    entries = {e.pk: e for e in _visible_entries(request).filter(pk__in=ids)}
-    missing = [pk for pk in ids if pk not in entries]
-    if missing:
-        raise NotFound(f"blacklist entry not found: {', '.join(map(str, missing[:20]))}")
-    return {"lifted": actions.do_lift_blacklist_entries([entries[pk] for pk in ids], me(request), note=payload.note)}
+    require(me(request), Perm.VIEW_GROUPS)
+    entries = get_visible_entries(ws(request), me(request), payload.entry_ids)
+    return {"lifted": actions.do_lift_blacklist_entries(entries, me(request), note=payload.note)}
 
 
 @router.post("/moderation/blacklist/{int:entry_id}/lift", response={200: BlacklistOut, **ERRORS})

@@ -129,12 +129,12 @@ def blacklist_lift_command(
     entry; with several (all or none; ones already lifted are skipped), {"lifted": [...]}."""
     from siyu.cli.runtime import staff_or_system
     from siyu.moderation.actions import do_lift_blacklist, do_lift_blacklist_entries
-    from siyu.moderation.models import BlacklistEntry
+    from siyu.moderation.queries import get_visible_entries
 
     with command(json_out):
         ws = workspace_by_slug(workspace)
         actor = staff_or_system(ws, staff)
-        entries = [BlacklistEntry.objects.select_related("contact").get_in_workspace(ws, pk=pk) for pk in dict.fromkeys(entry_ids)]
+        entries = get_visible_entries(ws, None, entry_ids)
         if len(entries) == 1:
             row = blacklist_entry(do_lift_blacklist(entries[0], actor, note=note))
             emit(json_out, row, _line(row))

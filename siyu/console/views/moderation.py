@@ -18,7 +18,7 @@ from siyu.accounts.permissions import Perm
 from siyu.communities.models import Group
 from siyu.console.workspace import Console, back, console_view, page_numbers
 from siyu.contacts.queries import get_visible_contact, get_visible_contacts, visible_contacts
-from siyu.core.errors import NotFound, ValidationFailed
+from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
 from siyu.core.phones import mask_digit_runs
 from siyu.moderation.actions import (
@@ -34,7 +34,7 @@ from siyu.moderation.actions import (
 )
 from siyu.moderation.models import ModerationCase, ModerationPolicy, WordList, WordListKind
 from siyu.moderation.policy import DEFAULT_ACTIONS, Policy, Verdict
-from siyu.moderation.queries import visible_blacklist
+from siyu.moderation.queries import get_visible_entries, visible_blacklist
 
 PAGE_SIZE = 50
 #: what a case may have done, in the order the page lists it
@@ -169,13 +169,11 @@ def blacklist_lift(request: HttpRequest, console: Console, entry_id: int) -> Htt
 def blacklist_bulk_lift(request: HttpRequest, console: Console) -> HttpResponse:
     """Lift the ticked entries of the blacklist tab at once."""
     fallback = reverse("console:moderation_blacklist")
-    ids = list(dict.fromkeys(int(v) for v in request.POST.getlist("entry") if v.isdigit()))
+    ids = [int(v) for v in request.POST.getlist("entry") if v.isdigit()]
     if not ids:
         messages.warning(request, _("Select at least one entry."))
         return back(request, fallback)
-    entries = list(visible_blacklist(console.workspace, console.staff).filter(pk__in=ids))
-    if len(entries) != len(ids):
-        raise NotFound(_("blacklist entry not found"))
+    entries = get_visible_entries(console.workspace, console.staff, ids)
     lifted = do_lift_blacklist_entries(entries, console.staff, note=request.POST.get("note", ""))
     messages.success(request, _("Lifted %(count)d of %(selected)d selected entries: those contacts may join groups again.")
                      % {"count": len(lifted), "selected": len(entries)})

@@ -349,3 +349,5 @@ def test_the_cli_blacklists_and_lifts_several_at_once():
     assert run("list") == []
     unknown = CliRunner().invoke(moderation_app, ["blacklist", "add", str(spammer.pk), "999999", "--workspace", ws.slug, "--json"])
     assert unknown.exit_code != 0 and "999999" in unknown.output
+    gone = CliRunner().invoke(moderation_app, ["blacklist", "lift", str(one["id"]), "888888", "--workspace", ws.slug, "--json"])
+    assert gone.exit_code != 0 and "888888" in gone.output
