@@ -25,7 +25,7 @@ from siyu.communities.actions import (
     do_set_member_role,
 )
 from siyu.communities.activity import ActivityCounter, local_day, message_data, message_facts
-from siyu.communities.models import Group, GroupMessage, Membership
+from siyu.communities.models import Group, GroupMessage, Membership, Threshold
 from siyu.contacts.actions import do_ensure_contact_for_identity, do_record_event
 from siyu.contacts.models import Contact
 
@@ -684,6 +684,8 @@ class MessageBatch:
             return decision
         if decision.verdict not in BATCH_VERDICTS:
             return None
+        if decision.verdict == "remove" and group.threshold == Threshold.PRICE:
+            return None  # a paid group's removal also asks for a refund: the per-event path's work
         for kind in batch_commands(decision.verdict):
             key = (account.pk, kind.value)
             if key not in self.can_moderate:

@@ -18,7 +18,7 @@ from siyu.channels.actions import do_command_or_task
 from siyu.channels.base import Command, CommandKind
 from siyu.channels.models import ChannelAccount
 from siyu.communities.actions import do_add_member, do_remove_member
-from siyu.communities.models import Group, GroupMessage, MemberRole, Membership
+from siyu.communities.models import Group, GroupMessage, MemberRole, Membership, Threshold
 from siyu.contacts.models import ChannelIdentity, Contact
 from siyu.core.errors import Conflict, NotFound, ValidationFailed
 from siyu.core.models import Workspace
@@ -279,6 +279,8 @@ def _remove_from_group(
         applied, task_title=f"将{name}移出「{group.name}」（发广告）",
         evidence={**evidence, "group_id": group.pk, "contact_id": contact.pk if contact else None},
     )
+    if contact is not None and group.threshold == Threshold.PRICE:
+        _ask_for_refund(account, group, contact, name, base, applied, evidence)
     if not removed:
         return  # a person must remove them: the membership stays open until they do
     membership = Membership.objects.filter(group=group, contact=contact, left_at__isnull=True).first() if contact else None
@@ -287,6 +289,22 @@ def _remove_from_group(
         applied.append({"membership_closed": membership.pk})
     notice = Command(CommandKind.SEND_MESSAGE, f"{base}:notice", group.external_id, {"to": "group", "text": REMOVAL_NOTICE.format(name=name)})
     _send_or_task(account, notice, applied, task_title="发布移出公告", evidence=evidence)
+
+
+def _ask_for_refund(account: ChannelAccount, group: Group, contact: Contact, name: str, base: str,
+                    applied: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
+    """A member removed from a paid group (门槛: price) by moderation gets their fee back
+    (seed: "remove, and refund in paid groups"): siyu cannot pay anyone, so the group
+    owner gets a task with the evidence — dismissed where the group's rules say no refund."""
+    from siyu.channels.actions import do_create_staff_task
+
+    price = f"（{group.threshold_detail}）" if group.threshold_detail else ""
+    task, _ = do_create_staff_task(
+        group.workspace_id, kind="moderation_refund", title=f"为{name}退还「{group.name}」的入群费用{price}", account=account,
+        assignee=group.owner, dedupe_key=f"task:{base}:refund",
+        detail={**evidence, "group_id": group.pk, "contact_id": contact.pk, "threshold_detail": group.threshold_detail},
+    )
+    applied.append({"staff_task": task.pk, "command": "refund", "reason": "paid group"})
 
 
 def _blacklist(contact: Contact, case: ModerationCase | None, applied: list[dict[str, Any]], evidence: dict[str, Any],
