@@ -21,7 +21,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", help="Workspace slug.")]
 
 journeys_app = typer.Typer(help="Journeys / SOP (旅程): define, publish, watch runs.", no_args_is_help=True)
-playbooks_app = typer.Typer(help="Playbooks (运营剧本): flash sale, sharing session, nurture, VIP care, win-back.",
+playbooks_app = typer.Typer(help="Playbooks (运营剧本): flash sale, sharing session, Q&A clinic, nurture, VIP care, win-back.",
                             no_args_is_help=True)
 
 

@@ -75,7 +75,7 @@ def test_json_definitions_and_path_named_validation_errors(api):
 def test_playbooks_list_and_instantiate(api, workspace):
     group = do_create_group(workspace, None, name="福利群")
     names = [p["name"] for p in api.get("/playbooks").json()]
-    assert names == ["flash_sale", "new_customer_nurture", "sharing_session", "vip_care", "win_back"]
+    assert names == ["flash_sale", "new_customer_nurture", "qa_clinic", "sharing_session", "vip_care", "win_back"]
     created = api.post("/playbooks/sharing_session/instantiate",
                        {"date": "2099-06-06T20:00", "group_ids": [group.pk], "params": {"topic": "咖啡入门"}})
     assert created.status_code == 201, created.json()

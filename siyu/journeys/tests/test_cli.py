@@ -46,7 +46,7 @@ def test_apply_reports_the_path_of_an_invalid_definition(tmp_path):
 def test_playbooks_list_and_instantiate():
     ws = make_workspace("acme")
     group = do_create_group(ws, None, name="福利群")
-    assert [p["name"] for p in run_json("playbooks", "list")] == ["flash_sale", "new_customer_nurture", "sharing_session", "vip_care", "win_back"]
+    assert [p["name"] for p in run_json("playbooks", "list")] == ["flash_sale", "new_customer_nurture", "qa_clinic", "sharing_session", "vip_care", "win_back"]
     result = run_json("playbooks", "instantiate", "flash_sale", "--workspace", "acme", "--date", "2099-12-12T20:00",
                       "--groups", str(group.pk), "--param", "title=双十二")
     assert result["journeys"][0]["name"] == "双十二 2099-12-12"

@@ -117,7 +117,7 @@ def test_every_shipped_playbook_renders_to_a_valid_journey(workspace, groups):
 
     do_create_coupon_template(workspace, None, name="首单券", kind="fixed", value="10", validity_days=7)
     names = [p["name"] for p in list_playbooks()]
-    assert names == ["flash_sale", "new_customer_nurture", "sharing_session", "vip_care", "win_back"]
+    assert names == ["flash_sale", "new_customer_nurture", "qa_clinic", "sharing_session", "vip_care", "win_back"]
     for name in names:
         params = {"coupon_template": "首单券"} if name == "new_customer_nurture" else {}
         rendered = render(name, workspace, event_at="2026-12-12T20:00", params=params, now=shanghai(2026, 12, 1, 0, 0))
@@ -135,3 +135,18 @@ def test_contact_playbooks_publish_triggered_journeys(workspace):
     result = do_instantiate_playbook(workspace, None, "new_customer_nurture", params={"coupon_template": "首单券"})
     journey = Journey.objects.get(pk=result["journeys"][0]["id"])
     assert (journey.status, journey.trigger_kind, journey.playbook, result["runs"]) == ("published", "contact_added", "new_customer_nurture", [])
+
+
+def test_the_qa_clinic_collects_questions_announces_the_expert_and_posts_the_answers(workspace, groups):
+    result = do_instantiate_playbook(workspace, None, "qa_clinic", event_at="2026-12-12T20:00", group_ids=[groups[0].pk],
+                                     params={"topic": "敏感肌护理", "expert": "王医生", "summary_url": "https://example.com/qa"},
+                                     now=shanghai(2026, 12, 1, 0, 0))
+    journey = result["journeys"][0]
+    assert [(s["at"][5:16], s["step"]) for s in journey["schedule"]] == [
+        ("12-09T20:00", "questions"), ("12-11T20:00", "expert"), ("12-12T19:30", "reminder"), ("12-12T20:00", "clinic"),
+        ("12-12T21:30", "close"), ("12-13T10:00", "summary"),
+    ]
+    texts = {s["id"]: s["content"]["text"] for s in Journey.objects.get(pk=journey["id"]).current_version.definition["steps"] if s["type"] == "send"}
+    assert texts["questions"].startswith("【会诊问题征集】12月12日 20:00 社群会诊「敏感肌护理」开诊") and "接龙" in texts["questions"]
+    assert "王医生明晚 20:00" in texts["expert"]
+    assert texts["summary"].endswith("https://example.com/qa")
