@@ -134,7 +134,7 @@ def blacklist_lift_command(
     with command(json_out):
         ws = workspace_by_slug(workspace)
         actor = staff_or_system(ws, staff)
-        entries = get_visible_entries(ws, None, entry_ids)
+        entries = get_visible_entries(ws, actor, entry_ids)
         if len(entries) == 1:
             row = blacklist_entry(do_lift_blacklist(entries[0], actor, note=note))
             emit(json_out, row, _line(row))
