@@ -384,6 +384,9 @@ class Prepared:
         self.messages: dict[int, tuple[dict[str, Any], Any]] = {}
         self.rules: dict[int, Any] = {}
         self.silent: set[tuple[int, int, str]] = set()
+        #: plain messages no detector flags on their text alone: inbox row id → (group id,
+        #: id of the configuration that found nothing)
+        self.clean: dict[int, tuple[int, int]] = {}
 
 
 class MessageBatch:
@@ -433,6 +436,8 @@ class MessageBatch:
         self.strikes: dict[int, list[dt.datetime]] | None = None
         #: local days by (zone, quarter hour): the zone conversion once per quarter hour of messages
         self.days: dict[tuple[Any, int], dt.date] = {}
+        #: the auto-reply rules per workspace, once per batch (the silent texts are keyed by their id)
+        self.rules: dict[int, Any] = {}
         self.stale = True
 
     @staticmethod
@@ -469,8 +474,11 @@ class MessageBatch:
                 detectors = load(*scope).detectors
                 configs.setdefault(id(detectors), detectors)
                 key = (id(detectors), msgtype, text)
-                if key not in findings:
-                    findings[key] = detect(text, detectors, msgtype=msgtype)
+                found = findings.get(key)
+                if found is None:
+                    found = findings[key] = detect(text, detectors, msgtype=msgtype)
+                if not found:
+                    prepared.clean[row.pk] = (scope[1], id(detectors))
             rules = prepared.rules.get(scope[0])
             if rules is None:
                 rules = prepared.rules[scope[0]] = autoreply.rules_for(scope[0])
@@ -629,7 +637,14 @@ class MessageBatch:
         from siyu.moderation.detectors import CARD_MSGTYPES
 
         out = set()
+        # a text found clean before the lock under the configuration its group still has
+        # is clean now: skipped without looking anything up
+        clean = self.prepared.clean
+        current = {g.pk: id(self._loaded(g).detectors) for g in self.groups.values()}
         for row in self.rows[self.position:]:
+            known = clean.get(row.pk)
+            if known is not None and current.get(known[0]) == known[1]:
+                continue
             data = row.data
             if row.kind != InboundKind.MESSAGE or not data.get("group_id") or not data.get("sender_id") or data.get("backfill"):
                 continue
@@ -777,10 +792,16 @@ class MessageBatch:
         return "ok"
 
     def _decide_reply(self, account: ChannelAccount, group: Group, text: str, sent_at: dt.datetime) -> Any:
+        rules = self.rules.get(group.workspace_id)
+        if rules is None:
+            from siyu.communities.autoreply import rules_for
+
+            rules = self.rules[group.workspace_id] = rules_for(group.workspace_id)
+        if not rules or (id(rules), group.pk, text) in self.prepared.silent:
+            return None
         from siyu.communities import autoreply
 
-        rules = autoreply.rules_for(group.workspace_id)
-        if not rules or (id(rules), group.pk, text) in self.prepared.silent or not autoreply.triggered(rules, group.pk, text):
+        if not autoreply.triggered(rules, group.pk, text):
             return None
         if account.pk not in self.can_post:
             self.can_post[account.pk] = adapter_for(account).can(Capability.SEND_GROUP_MESSAGE)
