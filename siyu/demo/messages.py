@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from siyu.communities.models import Group, GroupMessage, MemberRole, Membership
+from siyu.communities.models import Group, GroupMessage, MemberRole, Membership, Threshold
 from siyu.contacts.events import EventKind
 from siyu.contacts.models import ChannelIdentity, Contact, ContactEvent
 from siyu.core.models import Workspace
@@ -373,9 +373,10 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
     """Write the demo's group messages, their moderation cases, the removals of the
     spammers the bot removed, the activity counters, the health snapshots (with alerts)
     and the inferred roles. Returns the counts: ``{"group_messages", "ads",
-    "moderation_cases", "removed_spammers", "removal_events", "activity_rows",
+    "moderation_cases", "removed_spammers", "removal_events", "refund_tasks", "activity_rows",
     "health_days", "alerts", "role_changes"}`` (``removal_events``: the removed spammers'
-    ``left_group`` timeline events). Meant for a freshly seeded demo workspace."""
+    ``left_group`` timeline events; ``refund_tasks``: the paid group's owner's tasks to
+    refund the members moderation removed). Meant for a freshly seeded demo workspace."""
     from siyu.accounts.events import record_audit
     from siyu.communities.actions import do_infer_member_roles, do_rebuild_activity, do_refresh_group_health
     from siyu.communities.models import Alert
@@ -385,7 +386,7 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
 
     now = now or timezone.now()
     writers = generate_group_messages(workspace, seed=seed, days=days, now=now)
-    counts = {"group_messages": 0, "ads": 0, "moderation_cases": 0, "removed_spammers": 0, "removal_events": 0,
+    counts = {"group_messages": 0, "ads": 0, "moderation_cases": 0, "removed_spammers": 0, "removal_events": 0, "refund_tasks": 0,
               "activity_rows": 0, "health_days": 0, "alerts": 0, "role_changes": 0}
     with transaction.atomic():
         cases: list[ModerationCase] = []
@@ -414,6 +415,7 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
         # auto_now_add stamped the seeding time; a case happened when its message was posted
         _backdate_cases(workspace.pk, [c.pk for c in cases])
         counts["moderation_cases"] = len(cases)
+        counts["refund_tasks"] = _ask_for_refunds(cases, {w.group.pk: w.group for w in writers})
         counts["activity_rows"] = do_rebuild_activity(workspace)
         for writer in writers:
             counts["health_days"] += len(do_refresh_group_health(writer.group, now=now, days=days))
@@ -423,6 +425,28 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
                      summary=f"demo group chat: {counts['group_messages']} messages, {counts['moderation_cases']} ads caught (seed {seed})",
                      after={**counts, "seed": seed, "days": days})
     return counts
+
+
+def _ask_for_refunds(cases: list[Any], groups: dict[int, Group]) -> int:
+    """The refund tasks the live path gives a paid group's owner for each member
+    moderation removed (seeds: "remove, and refund in paid groups"), still open in the
+    console's task queue (任务). Answers the removals asked about (a task asked for
+    before is kept, not doubled)."""
+    from siyu.channels.models import ChannelAccount
+    from siyu.moderation.actions import ask_for_refund
+    from siyu.moderation.policy import Verdict
+
+    removing = (Verdict.REMOVE.value, Verdict.BLACKLIST.value)
+    removals = [c for c in cases if c.verdict in removing and groups[c.group_id].threshold == Threshold.PRICE]
+    if not removals:
+        return 0
+    contacts = Contact.objects.in_bulk({c.contact_id for c in removals})
+    accounts = ChannelAccount.objects.in_bulk({groups[c.group_id].channel_account_id for c in removals})
+    for case in removals:
+        contact, group = contacts[case.contact_id], groups[case.group_id]
+        evidence = {"text": case.text[:500], "sender": contact.name, "group": group.name, "rule": case.rule, "reasons": case.reasons}
+        ask_for_refund(accounts[group.channel_account_id], group, contact, contact.name or "该成员", f"mod:{case.message_id}", [], evidence)
+    return len(removals)
 
 
 def _remove_spammers(writer: _Writer) -> int:

@@ -280,7 +280,7 @@ def _remove_from_group(
         evidence={**evidence, "group_id": group.pk, "contact_id": contact.pk if contact else None},
     )
     if contact is not None and group.threshold == Threshold.PRICE:
-        _ask_for_refund(account, group, contact, name, base, applied, evidence)
+        ask_for_refund(account, group, contact, name, base, applied, evidence)
     if not removed:
         return  # a person must remove them: the membership stays open until they do
     membership = Membership.objects.filter(group=group, contact=contact, left_at__isnull=True).first() if contact else None
@@ -291,7 +291,7 @@ def _remove_from_group(
     _send_or_task(account, notice, applied, task_title="发布移出公告", evidence=evidence)
 
 
-def _ask_for_refund(account: ChannelAccount, group: Group, contact: Contact, name: str, base: str,
+def ask_for_refund(account: ChannelAccount, group: Group, contact: Contact, name: str, base: str,
                     applied: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
     """A member removed from a paid group (门槛: price) by moderation gets their fee back
     (seed: "remove, and refund in paid groups"): siyu cannot pay anyone, so the group

@@ -128,3 +128,38 @@ def test_spammers_the_bot_removed_leave_the_group_and_post_nothing_after(demo):
         assert not GroupMessage.objects.filter(group_id=group_id, sender_id=contact_id, sent_at__gt=at).exists()
     counts = AuditEntry.objects.get(workspace=demo, action="demo.group_messages_seeded").after
     assert counts["removed_spammers"] == len(removed_at)
+
+
+def test_members_removed_from_a_paid_group_leave_a_refund_task_for_its_owner(demo):
+    """In the full-size demo the paid group (衣澜付费会员群) has members the bot removed;
+    the small one here has none there, so a group with removals is made a paid one and the
+    seeding step that asks for the refunds runs on its cases."""
+    from siyu.channels.models import StaffTask
+    from siyu.communities.models import Group, Threshold
+    from siyu.demo.messages import _ask_for_refunds
+
+    counts = AuditEntry.objects.get(workspace=demo, action="demo.group_messages_seeded").after
+    paid = ModerationCase.objects.in_workspace(demo).filter(verdict__in=["remove", "blacklist"], group__threshold=Threshold.PRICE)
+    assert counts["refund_tasks"] == paid.count() == StaffTask.objects.in_workspace(demo).filter(kind="moderation_refund").count()
+
+    removals = ModerationCase.objects.in_workspace(demo).filter(verdict__in=["remove", "blacklist"])
+    group = Group.objects.get(pk=removals.values_list("group_id", flat=True).first())
+    Group.objects.filter(pk=group.pk).update(threshold=Threshold.PRICE, threshold_detail="付费会员卡 ¥99/年")
+    group.refresh_from_db()
+    cases = list(removals.filter(group=group))
+    others = list(removals.exclude(group=group))
+    assert others, "removals in other (free) groups ask for nothing"
+    groups = {c.group_id: c.group for c in others} | {group.pk: group}
+
+    assert _ask_for_refunds(cases + others, groups) == len(cases) > 0
+    tasks = StaffTask.objects.in_workspace(demo).filter(kind="moderation_refund")
+    # one open task per removal, as the live path makes it: the owner's, naming the group's price and the removed member
+    assert sorted(t.detail["contact_id"] for t in tasks) == sorted(c.contact_id for c in cases)
+    for task in tasks:
+        case = next(c for c in cases if c.contact_id == task.detail["contact_id"])
+        assert task.status == "open" and task.assignee_id == group.owner_id and task.detail["group_id"] == group.pk
+        assert group.name in task.title and "付费会员卡 ¥99/年" in task.title
+        assert task.dedupe_key == f"task:mod:{case.message_id}:refund"
+    # asked again (a re-run), nothing doubles
+    assert _ask_for_refunds(cases, groups) == len(cases)
+    assert tasks.count() == len(cases)
