@@ -442,9 +442,13 @@ def _ask_for_refunds(cases: list[Any], groups: dict[int, Group]) -> int:
         return 0
     contacts = Contact.objects.in_bulk({c.contact_id for c in removals})
     accounts = ChannelAccount.objects.in_bulk({groups[c.group_id].channel_account_id for c in removals})
+    # the live path's evidence names the sender by their id on the channel
+    members = {(a, c): e for a, c, e in ChannelIdentity.objects.filter(account_id__in=accounts, contact_id__in=contacts).values_list(
+        "account_id", "contact_id", "external_id")}
     for case in removals:
         contact, group = contacts[case.contact_id], groups[case.group_id]
-        evidence = {"text": case.text[:500], "sender": contact.name, "group": group.name, "rule": case.rule, "reasons": case.reasons}
+        evidence = {"text": case.text[:500], "sender": members.get((group.channel_account_id, contact.pk), ""), "group": group.name,
+                    "rule": case.rule, "verdict": case.verdict, "reasons": case.reasons}
         ask_for_refund(accounts[group.channel_account_id], group, contact, contact.name or "该成员", f"mod:{case.message_id}", [], evidence)
     return len(removals)
 

@@ -292,7 +292,7 @@ def _remove_from_group(
 
 
 def ask_for_refund(account: ChannelAccount, group: Group, contact: Contact, name: str, base: str,
-                    applied: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
+                   applied: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
     """A member removed from a paid group (门槛: price) by moderation gets their fee back
     (seed: "remove, and refund in paid groups"): siyu cannot pay anyone, so the group
     owner gets a task with the evidence — dismissed where the group's rules say no refund."""

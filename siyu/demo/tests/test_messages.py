@@ -136,6 +136,7 @@ def test_members_removed_from_a_paid_group_leave_a_refund_task_for_its_owner(dem
     seeding step that asks for the refunds runs on its cases."""
     from siyu.channels.models import StaffTask
     from siyu.communities.models import Group, Threshold
+    from siyu.contacts.models import ChannelIdentity
     from siyu.demo.messages import _ask_for_refunds
 
     counts = AuditEntry.objects.get(workspace=demo, action="demo.group_messages_seeded").after
@@ -160,6 +161,9 @@ def test_members_removed_from_a_paid_group_leave_a_refund_task_for_its_owner(dem
         assert task.status == "open" and task.assignee_id == group.owner_id and task.detail["group_id"] == group.pk
         assert group.name in task.title and "付费会员卡 ¥99/年" in task.title
         assert task.dedupe_key == f"task:mod:{case.message_id}:refund"
+        # with the case's evidence, the sender named by their id on the channel as the live path names them
+        assert task.detail["text"] == case.text[:500] and task.detail["verdict"] == case.verdict and task.detail["reasons"] == case.reasons
+        assert task.detail["sender"] == ChannelIdentity.objects.get(contact_id=case.contact_id, account=group.channel_account).external_id
     # asked again (a re-run), nothing doubles
     assert _ask_for_refunds(cases, groups) == len(cases)
     assert tasks.count() == len(cases)
