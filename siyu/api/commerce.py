@@ -456,17 +456,12 @@ def issue_bulk(request: HttpRequest, template_id: int, payload: BulkIssueIn) -> 
     """Issue to many contacts (a segment, fission winners); those over the per-contact
     limit or beyond the stock are listed as skipped. Every id must be a contact you can
     see, or nothing is issued."""
-    from siyu.contacts.queries import visible_contacts
-    from siyu.core.errors import NotFound
+    from siyu.contacts.queries import get_visible_contacts
 
     template = CouponTemplate.objects.get_in_workspace(ws(request), pk=template_id)
-    ids = list(dict.fromkeys(payload.contact_ids))
-    found = {c.pk: c for c in visible_contacts(ws(request), me(request)).filter(pk__in=ids)}
-    missing = [cid for cid in ids if cid not in found]
-    if missing:
-        raise NotFound(f"contacts not found: {missing[:20]}", code="contact_not_found", details={"missing": missing[:100]})
     result = actions.do_issue_coupons_bulk(
-        template, [found[cid] for cid in ids], me(request), source=payload.source, source_ref=payload.source_ref
+        template, get_visible_contacts(ws(request), me(request), payload.contact_ids), me(request), source=payload.source,
+        source_ref=payload.source_ref,
     )
     return {"issued": result.issued, "skipped": result.skipped}
 

@@ -16,7 +16,7 @@ from siyu.api.common import ERRORS, Page
 from siyu.channels.models import ChannelAccount
 from siyu.contacts import actions
 from siyu.contacts.models import Contact, ContactEvent
-from siyu.contacts.queries import filter_contacts, get_visible_contact, resolve_tags, visible_contacts
+from siyu.contacts.queries import filter_contacts, get_visible_contact, get_visible_contacts, resolve_tags, visible_contacts
 from siyu.contacts.rules import explain_contact
 
 router = Router(tags=["contacts"])
@@ -257,15 +257,11 @@ class BulkTagOut(Schema):
 def bulk_tag(request: HttpRequest, payload: BulkTagIn) -> Any:
     """Add and/or remove tags on many contacts at once (批量打标签). Every id must be a
     contact you can see, or nothing changes."""
-    from siyu.core.errors import NotFound, ValidationFailed
+    from siyu.core.errors import ValidationFailed
 
     if not payload.add and not payload.remove:
         raise ValidationFailed("give tags to add or remove", code="nothing_to_do")
-    ids = set(payload.contact_ids)
-    contacts = list(visible_contacts(ws(request), me(request)).filter(pk__in=ids))
-    if len(contacts) != len(ids):
-        missing = sorted(ids - {c.pk for c in contacts})
-        raise NotFound(f"contacts not found: {missing[:20]}", code="contact_not_found", details={"missing": missing[:100]})
+    contacts = get_visible_contacts(ws(request), me(request), payload.contact_ids)
     add, remove = resolve_tags(ws(request), payload.add), resolve_tags(ws(request), payload.remove)
     from django.db import transaction
 

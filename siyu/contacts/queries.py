@@ -12,6 +12,7 @@ from siyu.contacts.errors import AmbiguousTag, ContactNotFound, UnknownTag
 from siyu.contacts.models import Contact, ContactTag, Tag
 from siyu.core import crypto
 from siyu.core.errors import ValidationFailed
+from siyu.core.lookups import every_one
 from siyu.core.models import Workspace
 from siyu.core.phones import normalize_phone
 
@@ -36,12 +37,7 @@ def get_visible_contact(workspace: Workspace, staff: Staff | None, contact_id: i
 def get_visible_contacts(workspace: Workspace, staff: Staff | None, contact_ids: Iterable[int]) -> list[Contact]:
     """The contacts behind these ids, in the order given (a repeated id once), all
     visible to ``staff``; otherwise :class:`ContactNotFound` naming the ids that are not."""
-    ids = list(dict.fromkeys(contact_ids))
-    found = {c.pk: c for c in visible_contacts(workspace, staff).filter(pk__in=ids)}
-    missing = [pk for pk in ids if pk not in found]
-    if missing:
-        raise ContactNotFound(f"contact not found: {', '.join(map(str, missing[:20]))}{' …' if len(missing) > 20 else ''}")
-    return [found[pk] for pk in ids]
+    return every_one(visible_contacts(workspace, staff), contact_ids, noun="contacts", error=ContactNotFound)
 
 
 def resolve_tags(workspace: Workspace, refs: Iterable[str | int]) -> list[Tag]:

@@ -8,7 +8,7 @@ from typing import Any
 from siyu.accounts.models import Staff
 from siyu.accounts.permissions import Perm, has_perm
 from siyu.contacts.queries import visible_contacts
-from siyu.core.errors import NotFound
+from siyu.core.lookups import every_one
 from siyu.core.models import Workspace
 from siyu.moderation.models import BlacklistEntry
 
@@ -25,9 +25,4 @@ def visible_blacklist(workspace: Workspace, staff: Staff | None) -> Any:
 def get_visible_entries(workspace: Workspace, staff: Staff | None, entry_ids: Iterable[int]) -> list[BlacklistEntry]:
     """The entries behind these ids, in the order given (a repeated id once), all visible
     to ``staff``; otherwise :class:`NotFound` naming the ids that are not."""
-    ids = list(dict.fromkeys(entry_ids))
-    found = {e.pk: e for e in visible_blacklist(workspace, staff).select_related("contact").filter(pk__in=ids)}
-    missing = [pk for pk in ids if pk not in found]
-    if missing:
-        raise NotFound(f"blacklist entry not found: {', '.join(map(str, missing[:20]))}{' …' if len(missing) > 20 else ''}")
-    return [found[pk] for pk in ids]
+    return every_one(visible_blacklist(workspace, staff).select_related("contact"), entry_ids, noun="blacklist entries")
