@@ -268,3 +268,20 @@ def test_the_openapi_schema_describes_every_commerce_endpoint():
 
     assert {"/api/v1/orders", "/api/v1/promotions/calculate", "/api/v1/contacts/{contact_id}/points/spend"} <= set(schema["paths"])
     assert schema["components"]["schemas"]["OrderIn"]["properties"]["external_id"]["maxLength"] == 100
+
+
+def test_bulk_issue_to_a_contact_the_caller_cannot_see_is_a_404_naming_it_and_issues_nothing(api, workspace):
+    from siyu.commerce.models import Coupon
+
+    mine = make_contact(workspace)
+    foreign = make_contact(make_workspace("elsewhere"))
+    template = api.post("/coupon-templates", {"name": "满100减10", "kind": "threshold", "value": "10", "threshold_amount": "100",
+                                              "validity_days": 7}).json()["id"]
+
+    refused = api.post(f"/coupon-templates/{template}/issue", {"contact_ids": [mine.pk, foreign.pk, mine.pk]})
+
+    assert refused.status_code == 404
+    error = refused.json()["error"]
+    assert (error["code"], error["details"]) == ("contact_not_found", {"missing": [foreign.pk]})
+    assert str(foreign.pk) in error["message"]
+    assert not Coupon.objects.filter(contact=mine).exists()
