@@ -373,10 +373,12 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
     """Write the demo's group messages, their moderation cases, the removals of the
     spammers the bot removed, the activity counters, the health snapshots (with alerts)
     and the inferred roles. Returns the counts: ``{"group_messages", "ads",
-    "moderation_cases", "removed_spammers", "removal_events", "refund_tasks", "activity_rows",
-    "health_days", "alerts", "role_changes"}`` (``removal_events``: the removed spammers'
-    ``left_group`` timeline events; ``refund_tasks``: the paid group's owner's tasks to
-    refund the members moderation removed). Meant for a freshly seeded demo workspace."""
+    "moderation_cases", "removed_spammers", "removal_events", "refund_tasks", "blacklisted",
+    "activity_rows", "health_days", "alerts", "role_changes"}`` (``removal_events``: the
+    removed spammers' ``left_group`` timeline events; ``refund_tasks``: the paid group's
+    owner's tasks to refund the members moderation removed; ``blacklisted``: the removed
+    spammers staff then banned from every group, see :func:`_blacklist_lead_poachers`).
+    Meant for a freshly seeded demo workspace."""
     from siyu.accounts.events import record_audit
     from siyu.communities.actions import do_infer_member_roles, do_rebuild_activity, do_refresh_group_health
     from siyu.communities.models import Alert
@@ -387,7 +389,7 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
     now = now or timezone.now()
     writers = generate_group_messages(workspace, seed=seed, days=days, now=now)
     counts = {"group_messages": 0, "ads": 0, "moderation_cases": 0, "removed_spammers": 0, "removal_events": 0, "refund_tasks": 0,
-              "activity_rows": 0, "health_days": 0, "alerts": 0, "role_changes": 0}
+              "blacklisted": 0, "activity_rows": 0, "health_days": 0, "alerts": 0, "role_changes": 0}
     with transaction.atomic():
         cases: list[ModerationCase] = []
         for writer in writers:
@@ -416,6 +418,7 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
         _backdate_cases(workspace.pk, [c.pk for c in cases])
         counts["moderation_cases"] = len(cases)
         counts["refund_tasks"] = _ask_for_refunds(cases, {w.group.pk: w.group for w in writers})
+        counts["blacklisted"] = _blacklist_lead_poachers(cases)
         counts["activity_rows"] = do_rebuild_activity(workspace)
         for writer in writers:
             counts["health_days"] += len(do_refresh_group_health(writer.group, now=now, days=days))
@@ -451,6 +454,41 @@ def _ask_for_refunds(cases: list[Any], groups: dict[int, Group]) -> int:
                     "rule": case.rule, "verdict": case.verdict, "reasons": case.reasons}
         ask_for_refund(accounts[group.channel_account_id], group, contact, contact.name or "该成员", f"mod:{case.message_id}", [], evidence)
     return len(removals)
+
+
+#: the finding that marks an ad as the work of a lead-poaching account (引流号): a WeChat id
+#: to add. Operators ban those from every group (拉黑); a phone number may be a member's
+#: own shop, removed from the group but not banned
+POACHING = "wechat_id"
+#: how long after the bot removed such a spammer the operator's review banned them
+REVIEWED_AFTER = dt.timedelta(hours=1)
+
+
+def _blacklist_lead_poachers(cases: list[Any]) -> int:
+    """The workspace's blacklist (风控 → 黑名单), as operators keep it: a spammer the bot
+    removed for an ad with a WeChat id to add (:data:`POACHING`) was banned from every
+    group by staff at the review an hour later (``REVIEWED_AFTER``), the case linked as
+    the reason. History written as it stands (the spammer was in no other group, so the
+    ban removed no one else). A contact already on the list keeps their entry. Answers
+    the entries added."""
+    from siyu.moderation.models import BlacklistEntry
+    from siyu.moderation.policy import Verdict
+
+    removing = (Verdict.REMOVE.value, Verdict.BLACKLIST.value)
+    listed = set(BlacklistEntry.objects.filter(contact_id__in={c.contact_id for c in cases}, lifted_at__isnull=True)
+                 .values_list("contact_id", flat=True))
+    added: dict[int, tuple[BlacklistEntry, dt.datetime]] = {}
+    for case in cases:
+        if case.verdict not in removing or case.contact_id in listed or case.contact_id in added:
+            continue
+        if POACHING not in {reason["detector"] for reason in case.reasons}:
+            continue
+        entry = BlacklistEntry(workspace_id=case.workspace_id, contact_id=case.contact_id, case=case, reason="广告引流（留微信号），人工复核后拉黑")
+        added[case.contact_id] = (entry, case._demo_row.sent_at + REVIEWED_AFTER)  # type: ignore[attr-defined]
+    BlacklistEntry.objects.bulk_create([entry for entry, _at in added.values()])
+    for entry, at in added.values():  # auto_now_add stamped the seeding time
+        BlacklistEntry.objects.filter(pk=entry.pk).update(created_at=at)
+    return len(added)
 
 
 def _remove_spammers(writer: _Writer) -> int:

@@ -167,3 +167,35 @@ def test_members_removed_from_a_paid_group_leave_a_refund_task_for_its_owner(dem
     # asked again (a re-run), nothing doubles
     assert _ask_for_refunds(cases, groups) == len(cases)
     assert tasks.count() == len(cases)
+
+
+def test_staff_banned_the_removed_spammers_who_poached_to_a_wechat_account(demo):
+    """The blacklist page (风控 → 黑名单) shows real entries: each spammer the bot removed
+    for an ad with a WeChat id to add (a lead-poaching account), banned at the review an
+    hour later, the case as the reason; spammers removed for a phone number alone, and
+    everyone else, stay off the list."""
+    from siyu.demo.messages import REVIEWED_AFTER
+    from siyu.moderation.actions import is_blacklisted
+    from siyu.moderation.models import BlacklistEntry
+
+    counts = AuditEntry.objects.get(workspace=demo, action="demo.group_messages_seeded").after
+    removals = ModerationCase.objects.in_workspace(demo).filter(verdict__in=["remove", "blacklist"]).select_related("message")
+    poachers: dict[int, ModerationCase] = {}
+    others: set[int] = set()
+    for case in removals.order_by("message__sent_at"):
+        if "wechat_id" in {r["detector"] for r in case.reasons}:
+            poachers.setdefault(case.contact_id, case)
+        else:
+            others.add(case.contact_id)
+    assert poachers and others - poachers.keys(), "the demo has removals of both kinds"
+
+    entries = BlacklistEntry.objects.in_workspace(demo)
+    assert counts["blacklisted"] == entries.count() == len(poachers)
+    for entry in entries:
+        case = poachers[entry.contact_id]
+        assert entry.lifted_at is None and entry.case_id == case.pk
+        assert entry.created_at == case.message.sent_at + REVIEWED_AFTER
+        assert entry.reason == "广告引流（留微信号），人工复核后拉黑"
+        assert is_blacklisted(entry.contact)  # what a join of theirs is checked against
+    assert not entries.filter(contact_id__in=others - poachers.keys()).exists()
+    assert entries.count() == BlacklistEntry.objects.count()  # none written to another workspace
