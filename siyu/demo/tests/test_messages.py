@@ -194,7 +194,7 @@ def test_staff_banned_the_removed_spammers_who_poached_to_a_wechat_account(demo)
     for entry in entries:
         case = poachers[entry.contact_id]
         assert entry.lifted_at is None and entry.case_id == case.pk
-        assert entry.created_at == case.message.sent_at + REVIEWED_AFTER
+        assert case.message is not None and entry.created_at == case.message.sent_at + REVIEWED_AFTER
         assert entry.reason == "广告引流（留微信号），人工复核后拉黑"
         assert is_blacklisted(entry.contact)  # what a join of theirs is checked against
     assert not entries.filter(contact_id__in=others - poachers.keys()).exists()
