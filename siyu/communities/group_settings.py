@@ -20,7 +20,7 @@ from siyu.core.errors import ValidationFailed
 from siyu.core.models import Workspace
 
 __all__ = [
-    "BUILT_IN", "OFF", "SETTINGS_KEYS", "SWITCHABLE", "Effective", "clean_values", "effective", "effective_for_groups", "in_quiet_hours",
+    "BUILT_IN", "OFF", "SETTINGS_KEYS", "SWITCHABLE", "SWITCHES", "Effective", "clean_values", "effective", "effective_for_groups", "in_quiet_hours",
     "quiet_hours_end", "render_template",
 ]
 
@@ -40,12 +40,16 @@ BUILT_IN: dict[str, Any] = {
     "nudge_text": DEFAULT_NUDGE,
     "tag_join_source": False,
     "join_source_tag_group": "入群来源",
+    # paid groups (门槛: price): a member moderation removes leaves the owner a refund task
+    "refund_on_removal": True,
 }
 SETTINGS_KEYS = tuple(BUILT_IN)
 #: what a layer stores to say "none here" for a setting whose built-in value is "none"
 #: (no quiet hours, no welcome coupon) when a lower layer sets one: ``None`` inherits
 OFF = "off"
 SWITCHABLE = ("quiet_hours", "welcome_coupon_template")
+#: the on/off settings
+SWITCHES = ("auto_replies_enabled", "tag_join_source", "refund_on_removal")
 #: settings mirrored on the Group row itself (older code and other features read them there)
 GROUP_FIELDS = ("rules_text", "welcome_message", "capacity")
 TEMPLATE_VARIABLES = ("member", "group", "rules_link", "name")
@@ -99,7 +103,7 @@ def clean_values(workspace: Workspace, values: Mapping[str, Any]) -> dict[str, A
         elif key == "nudge_after_hours":
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 24 * 30:
                 raise ValidationFailed("nudge_after_hours must be between 0 (off) and 720", code="invalid_setting")
-        elif key in ("auto_replies_enabled", "tag_join_source"):
+        elif key in SWITCHES:
             if not isinstance(value, bool):
                 raise ValidationFailed(f"{key} must be true or false", code="invalid_setting")
         elif key == "quiet_mode":

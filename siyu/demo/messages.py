@@ -433,8 +433,8 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
 def _ask_for_refunds(cases: list[Any], groups: dict[int, Group]) -> int:
     """The refund tasks the live path gives a paid group's owner for each member
     moderation removed (seeds: "remove, and refund in paid groups"), still open in the
-    console's task queue (任务). Answers the removals asked about (a task asked for
-    before is kept, not doubled)."""
+    console's task queue (任务), unless the group's settings say fees are not refunded.
+    Answers the removals asked about (a task asked for before is kept, not doubled)."""
     from siyu.channels.models import ChannelAccount
     from siyu.moderation.actions import ask_for_refund
     from siyu.moderation.policy import Verdict
@@ -448,12 +448,15 @@ def _ask_for_refunds(cases: list[Any], groups: dict[int, Group]) -> int:
     # the live path's evidence names the sender by their id on the channel
     members = {(a, c): e for a, c, e in ChannelIdentity.objects.filter(account_id__in=accounts, contact_id__in=contacts).values_list(
         "account_id", "contact_id", "external_id")}
+    asked = 0
     for case in removals:
         contact, group = contacts[case.contact_id], groups[case.group_id]
         evidence = {"text": case.text[:500], "sender": members.get((group.channel_account_id, contact.pk), ""), "group": group.name,
                     "rule": case.rule, "verdict": case.verdict, "reasons": case.reasons}
-        ask_for_refund(accounts[group.channel_account_id], group, contact, contact.name or "该成员", f"mod:{case.message_id}", [], evidence)
-    return len(removals)
+        task = ask_for_refund(accounts[group.channel_account_id], group, contact, contact.name or "该成员", f"mod:{case.message_id}", [],
+                              evidence)
+        asked += task is not None
+    return asked
 
 
 #: the finding that marks an ad as the work of a lead-poaching account (引流号): a WeChat id

@@ -16,7 +16,7 @@ from siyu.accounts.models import Staff
 from siyu.accounts.permissions import Perm, require
 from siyu.channels.actions import do_command_or_task
 from siyu.channels.base import Command, CommandKind
-from siyu.channels.models import ChannelAccount
+from siyu.channels.models import ChannelAccount, StaffTask
 from siyu.communities.actions import do_add_member, do_remove_member
 from siyu.communities.models import Group, GroupMessage, MemberRole, Membership, Threshold
 from siyu.contacts.models import ChannelIdentity, Contact
@@ -292,12 +292,18 @@ def _remove_from_group(
 
 
 def ask_for_refund(account: ChannelAccount, group: Group, contact: Contact, name: str, base: str,
-                   applied: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
+                   applied: list[dict[str, Any]], evidence: dict[str, Any]) -> StaffTask | None:
     """A member removed from a paid group (门槛: price) by moderation gets their fee back
     (seed: "remove, and refund in paid groups"): siyu cannot pay anyone, so the group
-    owner gets a task with the evidence — dismissed where the group's rules say no refund."""
+    owner gets a task with the evidence. Not where the group's settings say fees are not
+    refunded (``refund_on_removal`` off, on the group, its type's template or the
+    workspace default): then nothing is asked and ``None`` is answered."""
     from siyu.channels.actions import do_create_staff_task
+    from siyu.communities.group_settings import effective
 
+    if not effective(group)["refund_on_removal"]:
+        applied.append({"refund": "not asked: the group's settings say fees are not refunded"})
+        return None
     price = f"（{group.threshold_detail}）" if group.threshold_detail else ""
     task, _ = do_create_staff_task(
         group.workspace_id, kind="moderation_refund", title=f"为{name}退还「{group.name}」的入群费用{price}", account=account,
@@ -305,6 +311,7 @@ def ask_for_refund(account: ChannelAccount, group: Group, contact: Contact, name
         detail={**evidence, "group_id": group.pk, "contact_id": contact.pk, "threshold_detail": group.threshold_detail},
     )
     applied.append({"staff_task": task.pk, "command": "refund", "reason": "paid group"})
+    return task
 
 
 def _blacklist(contact: Contact, case: ModerationCase | None, applied: list[dict[str, Any]], evidence: dict[str, Any],

@@ -46,3 +46,20 @@ def test_settings_and_auto_replies_round_trip_and_other_workspaces_see_nothing()
     assert outsider.call("delete", f"/auto-replies/{rule_id}").status_code == 404
     assert api.call("delete", f"/auto-replies/{rule_id}").status_code == 204
     assert api.call("get", "/auto-replies").json() == []
+
+
+def test_refund_on_removal_is_set_through_the_api_and_validated():
+    ws = make_workspace()
+    api = Api(make_staff(ws, Role.OWNER))
+    group = do_create_group(ws, None, name="付费会员群")
+    assert api.call("get", f"/groups/{group.pk}/settings").json()["effective"]["refund_on_removal"] == {"value": True, "source": "built_in"}
+
+    assert api.call("put", "/group-settings/defaults", {"refund_on_removal": False}).json()["own"] == {"refund_on_removal": False}
+    assert api.call("get", f"/groups/{group.pk}/settings").json()["effective"]["refund_on_removal"] == {"value": False, "source": "default"}
+    body = api.call("put", f"/groups/{group.pk}/settings", {"refund_on_removal": True}).json()
+    assert body["effective"]["refund_on_removal"] == {"value": True, "source": "group"}
+
+    bad = api.call("put", f"/groups/{group.pk}/settings", {"refund_on_removal": "否"})
+    assert bad.status_code == 422
+    assert bad.json()["error"] == {"code": "invalid_setting", "message": "refund_on_removal must be true or false"}
+    assert api.call("get", f"/groups/{group.pk}/settings").json()["own"] == {"refund_on_removal": True}  # unchanged

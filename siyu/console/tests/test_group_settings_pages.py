@@ -215,6 +215,24 @@ def test_workspace_default_page_saves_and_shows_built_in_fallbacks(ws, owner, co
     assert (audit.actor_id, audit.summary, audit.after) == (owner.pk, "default", {"capacity": 250, "tag_join_source": True})
 
 
+def test_a_paid_group_switches_off_refund_tasks_through_the_form(ws, owner, group, console_client):
+    # given the built-in: a member moderation removes from a paid group is owed a refund task
+    client = console_client(owner)
+    page = client.get(f"/console/groups/{group.pk}/settings/").content.decode()
+    assert _effective(_row(page, "refund_on_removal")) == ("On", "built-in")
+    assert "Refund task on removal" in page
+
+    # when the group's rules say fees are not refunded and the owner switches it off
+    response = client.post(f"/console/groups/{group.pk}/settings/", {"refund_on_removal": "off"})
+
+    # then the group's own value says so, and the form shows it chosen
+    assert response.status_code == 302
+    assert GroupSettings.objects.get(group=group).values == {"refund_on_removal": False}
+    page = client.get(f"/console/groups/{group.pk}/settings/").content.decode()
+    assert _effective(_row(page, "refund_on_removal")) == ("Off", "this group")
+    assert '<option value="off" selected>' in _row(page, "refund_on_removal")
+
+
 def test_template_page_inherits_from_the_default_and_changes_its_groups(ws, owner, group, console_client):
     # given a workspace default nudge delay
     do_set_settings_layer(ws, None, {"nudge_after_hours": 12})

@@ -38,6 +38,7 @@ from siyu.communities.group_settings import (
     OFF,
     SETTINGS_KEYS,
     SWITCHABLE,
+    SWITCHES,
     effective,
     layer_values,
     render_template,
@@ -82,6 +83,10 @@ class SettingsForm(forms.Form):
     ])
     auto_replies_enabled = forms.ChoiceField(label=gettext_lazy("Keyword auto-replies"), required=False, choices=_YES_NO)
     tag_join_source = forms.ChoiceField(label=gettext_lazy("Tag the join source"), required=False, choices=_YES_NO)
+    refund_on_removal = forms.ChoiceField(
+        label=gettext_lazy("Refund task on removal"), required=False, choices=_YES_NO,
+        help_text=gettext_lazy("paid groups: a member moderation removes leaves the owner a task to refund the fee"),
+    )
     join_source_tag_group = forms.CharField(label=gettext_lazy("Join-source tag group"), required=False, max_length=50)
     nudge_after_hours = forms.IntegerField(label=gettext_lazy("First-days nudge after (hours)"), required=False, min_value=0, max_value=720,
                                            help_text=gettext_lazy("0 = no nudge"))
@@ -107,7 +112,7 @@ class SettingsForm(forms.Form):
                 initial["quiet_off"] = True
             elif key == "quiet_hours":
                 initial["quiet_start"], initial["quiet_end"] = value["start"], value["end"]
-            elif key in ("auto_replies_enabled", "tag_join_source"):
+            elif key in SWITCHES:
                 initial[key] = "on" if value else "off"
             elif key == "welcome_coupon_template":
                 initial[key] = str(value)
@@ -135,7 +140,7 @@ class SettingsForm(forms.Form):
             out[key] = data[key] if data[key].strip() else None
         for key in ("capacity", "nudge_after_hours"):
             out[key] = data[key]
-        for key in ("auto_replies_enabled", "tag_join_source"):
+        for key in SWITCHES:
             out[key] = {"on": True, "off": False}.get(data[key])
         out["quiet_mode"] = data["quiet_mode"] or None
         coupon = data["welcome_coupon_template"]
@@ -159,6 +164,7 @@ ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("join_source_tag_group", ("join_source_tag_group",)),
     ("nudge_after_hours", ("nudge_after_hours",)),
     ("nudge_text", ("nudge_text",)),
+    ("refund_on_removal", ("refund_on_removal",)),
 )
 assert {key for key, _fields in ROWS} == set(SETTINGS_KEYS)
 

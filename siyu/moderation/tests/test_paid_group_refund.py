@@ -91,3 +91,41 @@ def test_blacklisting_asks_for_a_refund_for_each_paid_group_left_and_only_once()
     [task] = StaffTask.objects.filter(workspace=ws, kind="moderation_refund")
     assert task.detail["group_id"] == paid.pk
     assert not Membership.objects.filter(contact=bob, left_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize("layer", ["group", "template", "default"])
+@pytest.mark.parametrize("path", ["per_event", "batch"])
+def test_no_refund_task_where_the_settings_say_fees_are_not_refunded(path, layer):
+    """``refund_on_removal`` off — on the group, its type's template or the workspace
+    default — and the removal happens as before, with no refund task; the case says why."""
+    from siyu.communities.actions import do_set_group_settings, do_set_settings_layer
+    from siyu.communities.group_settings import effective
+
+    ws, owner, account, paid, _free = _world()
+    if layer == "group":
+        do_set_group_settings(paid, owner, {"refund_on_removal": False})
+    else:
+        do_set_settings_layer(ws, owner, {"refund_on_removal": False}, group_type=paid.group_type if layer == "template" else "")
+    paid.refresh_from_db()
+    assert effective(paid).as_dict()["refund_on_removal"] == {"value": False, "source": layer if layer != "template" else f"template:{paid.group_type}"}
+    ids = _rows(account, _join("paid", "bob"), _say("m1", "paid", "bob", "需要的加我微信 13812345678"))
+
+    if path == "batch":
+        process_batch(ids)
+    else:
+        for pk in ids:
+            assert process(pk) == "processed"
+
+    assert not StaffTask.objects.filter(workspace=ws, kind="moderation_refund").exists()
+    case = ModerationCase.objects.get(group=paid)
+    assert case.verdict == "remove" and {"refund": "not asked: the group's settings say fees are not refunded"} in case.applied
+    assert Membership.objects.get(group=paid, contact__name="BOB").left_at is not None
+
+
+def test_refund_on_removal_must_be_true_or_false():
+    from siyu.communities.actions import do_set_group_settings
+    from siyu.core.errors import ValidationFailed
+
+    _ws, owner, _account, paid, _free = _world()
+    with pytest.raises(ValidationFailed, match="refund_on_removal must be true or false"):
+        do_set_group_settings(paid, owner, {"refund_on_removal": "no"})
