@@ -151,11 +151,13 @@ def test_bulk_tagging_a_contact_of_another_workspace_is_a_404(shop, console_clie
     stranger = make_contact(other, name="Stranger")
 
     response = console_client(shop["owner"]).post(
-        "/console/contacts/bulk-tag/", {"contact": [stranger.pk], "tag": shop["vip"].pk, "op": "add"}
+        "/console/contacts/bulk-tag/", {"contact": [shop["dan"].pk, stranger.pk], "tag": shop["vip"].pk, "op": "add"}
     )
 
+    # all or nothing: the page names the contact it could not find, and no one is tagged
     assert response.status_code == 404
-    assert ContactTag.objects.filter(contact=stranger).count() == 0
+    assert f"contacts not found: [{stranger.pk}]" in response.content.decode()
+    assert ContactTag.objects.filter(contact__in=[stranger, shop["dan"]], tag=shop["vip"]).count() == 0
 
 
 def test_analyst_cannot_bulk_tag(shop, console_client):

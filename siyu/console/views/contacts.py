@@ -43,7 +43,14 @@ from siyu.contacts.models import (
     Tag,
     TagSource,
 )
-from siyu.contacts.queries import contact_tags, filter_contacts, get_visible_contact, resolve_tags, visible_contacts
+from siyu.contacts.queries import (
+    contact_tags,
+    filter_contacts,
+    get_visible_contact,
+    get_visible_contacts,
+    resolve_tags,
+    visible_contacts,
+)
 from siyu.contacts.rules import explain_contact
 from siyu.core.errors import NotFound, ValidationFailed
 from siyu.moderation.models import BlacklistEntry
@@ -185,7 +192,7 @@ def contact_list(request: HttpRequest, console: Console) -> HttpResponse:
 @console_view(Perm.TAG_CONTACTS)
 def contact_bulk_tag(request: HttpRequest, console: Console) -> HttpResponse:
     fallback = reverse("console:contacts")
-    ids = [v for v in request.POST.getlist("contact") if v.isdigit()]
+    ids = [int(v) for v in request.POST.getlist("contact") if v.isdigit()]
     if not ids:
         messages.warning(request, _("Select at least one contact."))
         return back(request, fallback)
@@ -194,9 +201,7 @@ def contact_bulk_tag(request: HttpRequest, console: Console) -> HttpResponse:
         messages.warning(request, _("Pick a tag."))
         return back(request, fallback)
     tag = Tag.objects.select_related("group").get_in_workspace(console.workspace, pk=tag_id)
-    contacts = list(visible_contacts(console.workspace, console.staff).filter(pk__in=ids))
-    if len(contacts) != len(set(ids)):
-        raise NotFound(_("contact not found"), code="contact_not_found")
+    contacts = get_visible_contacts(console.workspace, console.staff, ids)  # all, or a 404
     if request.POST.get("op") == "remove":
         removed = do_untag_contacts(console.workspace, console.staff, contacts, [tag])
         messages.success(
