@@ -31,6 +31,10 @@ What each number means:
 - ``receive_seconds``: time spent in ``do_receive`` (pipelined: including its waits for
   the write turn); ``process_seconds``: serial — time spent processing; pipelined — from
   the worker's first batch's start to its last batch's end.
+- ``receiver_cpu_seconds`` / ``worker_cpu_seconds`` (pipelined): the processor time each
+  process used in the measured loop (the worker's: all its threads, from their start to
+  their end). A worker near ``seconds`` is using one core to the full — its threads share
+  one interpreter, so the worker, not the machine, sets the pace.
 - ``p50_ms``/``p99_ms``: per message, from the batch's start (its read of its inbox rows)
   to its verdict and auto-reply decision (the commit follows at the batch end).
 - ``per_event_fallbacks``: messages the batch handed to the per-event handler (should be
@@ -190,12 +194,13 @@ def _worker(tasks: Any, results: Any, threads: int) -> None:
                     totals["last"] = max(totals["last"] or last, last)
 
     running = [threading.Thread(target=loop, name=f"worker-{n}") for n in range(threads)]
+    cpu = time.process_time()
     for thread in running:
         thread.start()
     results.put("ready")
     for thread in running:
         thread.join()
-    results.put({"latencies": latencies, "fallback": totals["fallback"],
+    results.put({"latencies": latencies, "fallback": totals["fallback"], "cpu": time.process_time() - cpu,
                  "busy": (totals["last"] - totals["first"]) if totals["first"] is not None else 0.0})
 
 
@@ -291,6 +296,7 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
 
     latencies: list[float] = []
     fallback = 0
+    cpu_seconds: dict[str, float] = {}
     probe = None
     if probe_writes:
         import subprocess
@@ -345,15 +351,17 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         worker.start()
         if results.get(timeout=120) != "ready":
             raise RuntimeError("the bench's worker process did not start")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for offset in range(0, messages, size):
             tasks.put(deliver(offset))  # what the on-commit hook hands Huey
+        receiver_cpu = time.process_time() - cpu
         for _thread in range(threads):
             tasks.put(None)
         done = results.get(timeout=3600)
         seconds = time.perf_counter() - started
         worker.join(timeout=60)
         latencies, fallback, process_seconds = done["latencies"], done["fallback"], done["busy"]
+        cpu_seconds = {"receiver_cpu_seconds": round(receiver_cpu, 3), "worker_cpu_seconds": round(done["cpu"], 3)}
     probe_took: list[float] = []
     if probe is not None:
         Path(stop).touch()
@@ -398,6 +406,7 @@ def run(messages: int, words: int, ad_share: float = AD_SHARE, profile: str = ""
         "setup_members": len(groups) * (MEMBERS + max(ads_per_group)),
         "setup_seconds": round(setup_seconds, 1),
         "database": connection.vendor,
+        **cpu_seconds,
         **({
             "probe_writes": len(probe_took),
             "probe_write_p50_ms": round(probe_took[len(probe_took) // 2], 1),

@@ -30,6 +30,11 @@ def test_the_pipeline_bench_processes_every_message_once_and_probes_console_writ
 
     assert result["mode"] == mode
     assert result["worker_threads"] == (2 if mode == "pipelined" else 0)
+    if mode == "pipelined":  # each process's processor time in the loop: some, and no more than two cores' worth
+        assert 0 < result["worker_cpu_seconds"] <= 2 * result["seconds"] + 0.5
+        assert 0 < result["receiver_cpu_seconds"] <= result["seconds"] + 0.5
+    else:
+        assert "worker_cpu_seconds" not in result
     assert result["database"] == "sqlite"
     assert result["batch"] == 200
     assert result["stored_messages"] == 600  # each once, although 25 per batch were delivered twice
