@@ -42,6 +42,7 @@ from siyu.contacts.events import EventKind
 from siyu.contacts.models import ChannelIdentity, Contact, ContactEvent
 from siyu.core.models import Workspace
 from siyu.demo import brand, rhythm
+from siyu.moderation.policy import Verdict
 
 __all__ = ["AD_RATE", "SILENT_GROUP", "SPAMMERS_PER_GROUP", "ad_text", "generate_group_messages", "seed_group_messages"]
 
@@ -65,6 +66,8 @@ _MENTION_WEIGHT: dict[str, float] = {MemberRole.MASCOT: 12.0, MemberRole.CORE: 2
 SPAMMERS_PER_GROUP = 3
 #: how long after the ad the bot's removal lands
 REMOVED_AFTER = dt.timedelta(seconds=2)
+#: the verdicts that take a spammer out of the group
+REMOVING = (Verdict.REMOVE, Verdict.BLACKLIST)
 
 _WEIGHTS = {"talk": _TALK_WEIGHT, "answer": _ANSWER_WEIGHT, "mention": _MENTION_WEIGHT}
 
@@ -209,11 +212,10 @@ class _Writer:
         """An ad, judged as the bot judges it when posted: a remove or blacklist verdict
         takes the spammer out of the group two seconds later (no messages after that)."""
         from siyu.moderation import engine
-        from siyu.moderation.policy import Verdict
 
         self.add(member, when, text, ad=True)
         verdict = engine.check_message(self.workspace_id, text, group_id=self.group.pk, data=self.rows[-1].data).verdict
-        if verdict in (Verdict.REMOVE, Verdict.BLACKLIST):
+        if verdict in REMOVING:
             out = when + REMOVED_AFTER
             if member.left_at is None or out < member.left_at:
                 member.left_at = out
@@ -384,7 +386,6 @@ def seed_group_messages(workspace: Workspace, *, seed: int, days: int = 30, now:
     from siyu.communities.models import Alert
     from siyu.moderation import engine
     from siyu.moderation.models import ModerationCase
-    from siyu.moderation.policy import Verdict
 
     now = now or timezone.now()
     writers = generate_group_messages(workspace, seed=seed, days=days, now=now)
@@ -437,10 +438,8 @@ def _ask_for_refunds(cases: list[Any], groups: dict[int, Group]) -> int:
     Answers the removals asked about (a task asked for before is kept, not doubled)."""
     from siyu.channels.models import ChannelAccount
     from siyu.moderation.actions import ask_for_refund
-    from siyu.moderation.policy import Verdict
 
-    removing = (Verdict.REMOVE.value, Verdict.BLACKLIST.value)
-    removals = [c for c in cases if c.verdict in removing and groups[c.group_id].threshold == Threshold.PRICE]
+    removals = [c for c in cases if c.verdict in REMOVING and groups[c.group_id].threshold == Threshold.PRICE]
     if not removals:
         return 0
     contacts = Contact.objects.in_bulk({c.contact_id for c in removals})
@@ -475,23 +474,23 @@ def _blacklist_lead_poachers(cases: list[Any]) -> int:
     ban removed no one else). A contact already on the list keeps their entry. Answers
     the entries added."""
     from siyu.moderation.models import BlacklistEntry
-    from siyu.moderation.policy import Verdict
 
-    removing = (Verdict.REMOVE.value, Verdict.BLACKLIST.value)
     listed = set(BlacklistEntry.objects.filter(contact_id__in={c.contact_id for c in cases}, lifted_at__isnull=True)
                  .values_list("contact_id", flat=True))
-    added: dict[int, tuple[BlacklistEntry, dt.datetime]] = {}
+    added: dict[int, BlacklistEntry] = {}
     for case in cases:
-        if case.verdict not in removing or case.contact_id in listed or case.contact_id in added:
+        if case.verdict not in REMOVING or case.contact_id in listed or case.contact_id in added:
             continue
         if POACHING not in {reason["detector"] for reason in case.reasons}:
             continue
         entry = BlacklistEntry(workspace_id=case.workspace_id, contact_id=case.contact_id, case=case, reason="广告引流（留微信号），人工复核后拉黑")
-        added[case.contact_id] = (entry, case._demo_row.sent_at + REVIEWED_AFTER)  # type: ignore[attr-defined]
-    BlacklistEntry.objects.bulk_create([entry for entry, _at in added.values()])
-    for entry, at in added.values():  # auto_now_add stamped the seeding time
-        BlacklistEntry.objects.filter(pk=entry.pk).update(created_at=at)
-    return len(added)
+        added[case.contact_id] = entry
+    entries = BlacklistEntry.objects.bulk_create(added.values())
+    # auto_now_add stamped the seeding time: the ban came at the review
+    for entry in entries:
+        entry.created_at = entry.case._demo_row.sent_at + REVIEWED_AFTER  # type: ignore[union-attr]
+    BlacklistEntry.objects.bulk_update(entries, ["created_at"])
+    return len(entries)
 
 
 def _remove_spammers(writer: _Writer) -> int:
