@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from siyu.accounts.models import Role
 from siyu.channels.actions import do_create_channel_account
@@ -58,12 +58,16 @@ def test_group_list_shows_health_state_and_open_alerts(ws, owner, console_client
 
 
 def test_group_detail_shows_health_trend_heatmap_and_roles(ws, owner, console_client):
-    # given a fading group with snapshots, a hand-set admin and inferred roles
+    # given a fading group with snapshots, a hand-set admin and inferred roles — health
+    # reasons and role evidence are stored in the language active when they are recorded:
+    # English here, whatever an earlier test's request left active on this thread
     group, _contacts = fading_group(ws, owner, members=10)
-    do_record_group_health(group, LAST - dt.timedelta(days=3), LAST)
+    with translation.override("en"):
+        do_record_group_health(group, LAST - dt.timedelta(days=3), LAST)
     admin, _ = do_add_member(group, make_contact(ws, name="管理员小林"), None, role=MemberRole.ADMIN)
     do_rebuild_activity(ws)  # the counters the inbound pipeline keeps, from the stored messages
-    do_infer_member_roles(group, day=LAST)
+    with translation.override("en"):
+        do_infer_member_roles(group, day=LAST)
 
     # when the owner opens the group
     html = console_client(owner).get(f"/console/groups/{group.pk}/").content.decode()
