@@ -9,6 +9,9 @@ and keyword auto-replies from the command line.
     siyu groups remove-member 12 345 --workspace acme --reason "多次发广告" --json
     siyu groups messages 12 --workspace acme --q 发货 --limit 20 --json
     siyu groups settings 12 --workspace acme --json
+    siyu groups settings 12 --workspace acme --set refund_on_removal=false --set 'quiet_hours={"start": "22:00", "end": "08:00"}' --json
+    siyu groups settings 12 --workspace acme --inherit welcome_message --staff ops@acme.cn --json
+    siyu groups defaults --workspace acme [--type traffic] [--set capacity=300] [--inherit KEY] --json
     siyu groups auto-replies list --workspace acme --json
     siyu groups rebuild-activity --workspace acme --json
     siyu groups dismiss 12 --workspace acme --farewell "感谢陪伴，群将解散" --json
@@ -16,6 +19,7 @@ and keyword auto-replies from the command line.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -49,6 +53,10 @@ WelcomeOpt = Annotated[str | None, typer.Option("--welcome", help="Welcome messa
 CapacityOpt = Annotated[int | None, typer.Option("--capacity", help="Capacity (容量), 2–2000.")]
 OwnerOpt = Annotated[str | None, typer.Option("--owner", help="Owner's staff e-mail (\"\" for none).")]
 AdminsOpt = Annotated[str | None, typer.Option("--admins", help="Admins' staff e-mails, comma-separated (\"\" for none).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="KEY=VALUE, repeatable. VALUE is read as JSON when it is JSON (true, 300, {\"start\": \"22:00\", \"end\": \"08:00\"}, "
+                  "\"123\" for the text 123), otherwise as text.")]
+InheritOpt = Annotated[list[str] | None, typer.Option("--inherit", help="KEY, repeatable: stop setting it on this layer (inherit it again).")]
 
 #: what ``siyu groups list`` shows of each group; ``show`` and the writes show all of :func:`group_dict`
 LIST_FIELDS = ("id", "name", "group_type", "horizon", "ends_on", "dismiss_at_end", "member_count", "health_state", "owner",
@@ -67,6 +75,30 @@ def group_settings(workspace_slug: str, group_id: int) -> dict[str, Any]:
 
     group = Group.objects.get_in_workspace(workspace_by_slug(workspace_slug), pk=group_id)
     return {"group_id": group.pk, "group": group.name, "effective": effective(group).as_dict()}
+
+
+def settings_changes(set_values: list[str] | None, inherit: list[str] | None) -> dict[str, Any]:
+    """The settings layer's changes from ``--set KEY=VALUE`` and ``--inherit KEY``: a value
+    that parses as JSON is that JSON value, any other is the text itself; an inherited key
+    is ``None`` (what the action reads as "not set here"). The action validates the keys
+    and values."""
+    from siyu.cli.runtime import UsageError
+
+    changes: dict[str, Any] = {}
+    for item in set_values or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            changes[key] = json.loads(raw)
+        except ValueError:
+            changes[key] = raw
+    for key in inherit or ():
+        if key.strip() in changes:
+            raise UsageError(f"{key.strip()!r} is both set and inherited")
+        changes[key.strip()] = None
+    return changes
 
 
 def group_dict(group: Group) -> dict[str, Any]:
@@ -129,12 +161,45 @@ def list_auto_replies(workspace_slug: str) -> list[dict[str, Any]]:
 
 
 @groups_app.command("settings")
-def settings_command(group_id: int, workspace: WorkspaceOpt, json_out: JsonFlag = False) -> None:
-    """Show a group's effective settings and where each value comes from."""
+def settings_command(
+    group_id: int, workspace: WorkspaceOpt, set_values: SetOpt = None, inherit: InheritOpt = None, staff: StaffOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show a group's effective settings and where each value comes from; with --set or
+    --inherit, change the group's own settings first (群设置)."""
     with command(json_out):
+        changes = settings_changes(set_values, inherit)
+        if changes:
+            from siyu.communities.actions import do_set_group_settings
+
+            ws = workspace_by_slug(workspace)
+            do_set_group_settings(_group(ws, group_id), staff_or_system(ws, staff), changes)
         result = group_settings(workspace, group_id)
         lines = [f"{k}: {v['value']!r} ({v['source']})" for k, v in result["effective"].items()]
         emit(json_out, result, "\n".join(lines))
+
+
+@groups_app.command("defaults")
+def defaults_command(
+    workspace: WorkspaceOpt,
+    group_type: Annotated[str, typer.Option("--type", help="The template for this group type (traffic, conversion, organisational) "
+                                                          "instead of the workspace default.")] = "",
+    set_values: SetOpt = None, inherit: InheritOpt = None, staff: StaffOpt = None, json_out: JsonFlag = False,
+) -> None:
+    """Show the workspace default settings (默认设置), or a group type's template (模板),
+    as stored on that layer; with --set or --inherit, change them first."""
+    with command(json_out):
+        from siyu.communities.group_settings import layer_values
+
+        ws = workspace_by_slug(workspace)
+        changes = settings_changes(set_values, inherit)
+        if changes:
+            from siyu.communities.actions import do_set_settings_layer
+
+            do_set_settings_layer(ws, staff_or_system(ws, staff), changes, group_type=group_type)
+        own = layer_values(ws, group_type=group_type or None)
+        result = {"group_type": group_type, "own": own} if group_type else {"own": own}
+        emit(json_out, result, "\n".join(f"{k}: {v!r}" for k, v in own.items()) or "(nothing set on this layer)")
 
 
 @groups_app.command("list")

@@ -235,3 +235,84 @@ def test_a_staff_member_without_groups_manage_may_not_archive():
     assert code == 1 and out["error"]["code"] == "permission_denied"
     group.refresh_from_db()
     assert group.archived_at is None
+
+
+def test_settings_set_and_inherit_change_the_groups_own_layer_through_the_action():
+    # given a group whose workspace default switches refund reminders off
+    ws = make_workspace("acme")
+    make_staff(ws, role=Role.OPERATOR, email="ops@acme.cn")
+    group = do_create_group(ws, None, name="会员群")
+    code, shown = _run("defaults", "--workspace", "acme", "--set", "refund_on_removal=false")
+    assert code == 0, shown
+    assert shown == {"own": {"refund_on_removal": False}}
+
+    # when an operator sets the group's own values: JSON values, plain text, and quiet hours as an object
+    code, result = _run(
+        "settings", str(group.pk), "--workspace", "acme", "--staff", "ops@acme.cn",
+        "--set", "refund_on_removal=true", "--set", "capacity=300", "--set", "rules_text=禁止广告，违者移出",
+        "--set", 'quiet_hours={"start": "22:00", "end": "08:00"}',
+    )
+
+    # then the effective settings say so, each from the group's own layer, and the save is audited as the operator's
+    assert code == 0, result
+    effective = result["effective"]
+    assert effective["refund_on_removal"] == {"value": True, "source": "group"}
+    assert effective["capacity"] == {"value": 300, "source": "group"}
+    assert effective["rules_text"] == {"value": "禁止广告，违者移出", "source": "group"}
+    assert effective["quiet_hours"] == {"value": {"start": "22:00", "end": "08:00"}, "source": "group"}
+    group.refresh_from_db()
+    assert (group.capacity, group.rules_text) == (300, "禁止广告，违者移出")
+    entry = AuditEntry.objects.filter(action="group_settings.saved", summary="group").get()
+    assert (entry.actor.email, entry.via) == ("ops@acme.cn", "cli")
+
+    # when the refund switch is inherited again, the workspace default applies
+    code, result = _run("settings", str(group.pk), "--workspace", "acme", "--inherit", "refund_on_removal")
+    assert code == 0, result
+    assert result["effective"]["refund_on_removal"] == {"value": False, "source": "default"}
+    assert result["effective"]["capacity"]["source"] == "group"
+
+
+def test_settings_refuses_bad_keys_values_and_shapes_and_changes_nothing():
+    ws = make_workspace("acme")
+    make_staff(ws, role=Role.AGENT, email="agent@acme.cn")
+    group = do_create_group(ws, None, name="会员群")
+    other = do_create_group(make_workspace("other"), None, name="别人的群")
+
+    cases = [
+        (["--set", "refund_on_removal=maybe"], 1, "invalid_setting", "refund_on_removal must be true or false"),
+        (["--set", "colour=red"], 1, "unknown_setting", "unknown setting 'colour'"),
+        (["--set", "capacity"], 2, "usage", "expected KEY=VALUE"),
+        (["--set", "capacity=5000"], 1, "invalid_capacity", "capacity must be between 2 and 2000"),
+        (["--set", "capacity=300", "--inherit", "capacity"], 2, "usage", "both set and inherited"),
+        (["--set", "capacity=300", "--staff", "agent@acme.cn"], 1, "permission_denied", "groups.manage"),
+    ]
+    for args, exit_code, error_code, message in cases:
+        code, result = _run("settings", str(group.pk), "--workspace", "acme", *args)
+        assert (code, result["error"]["code"]) == (exit_code, error_code), (args, result)
+        assert message in result["error"]["message"], (args, result)
+    # another workspace's group is not found from this one
+    code, result = _run("settings", str(other.pk), "--workspace", "acme", "--set", "capacity=300")
+    assert code == 1 and result["error"]["code"] == "not_found", result
+    code, result = _run("defaults", "--workspace", "acme", "--type", "vip", "--set", "capacity=300")
+    assert code == 1 and result["error"]["code"] == "invalid_group_type", result
+    # nothing was saved anywhere
+    assert not AuditEntry.objects.filter(action="group_settings.saved").exists()
+    other.refresh_from_db()
+    assert other.capacity == 200
+
+
+def test_defaults_shows_and_sets_a_group_types_template():
+    ws = make_workspace("acme")
+    group = do_create_group(ws, None, name="福利1群", group_type="traffic")
+
+    code, empty = _run("defaults", "--workspace", "acme", "--type", "traffic")
+    assert (code, empty) == (0, {"group_type": "traffic", "own": {}})
+
+    code, saved = _run("defaults", "--workspace", "acme", "--type", "traffic", "--set", "welcome_message=欢迎 {member} 加入{group}",
+                       "--set", "quiet_hours=off")
+    assert code == 0, saved
+    assert saved == {"group_type": "traffic", "own": {"welcome_message": "欢迎 {member} 加入{group}", "quiet_hours": "off"}}
+    code, result = _run("settings", str(group.pk), "--workspace", "acme")
+    assert result["effective"]["welcome_message"] == {"value": "欢迎 {member} 加入{group}", "source": "template:traffic"}
+    # the workspace default is a layer of its own: untouched
+    assert _run("defaults", "--workspace", "acme") == (0, {"own": {}})
