@@ -22,10 +22,13 @@ class WorkspaceLocaleMiddleware:
         if lang in ("en", "zh-hans"):
             request.session["siyu_lang"] = lang
         chosen = request.session.get("siyu_lang") or request.session.get("siyu_workspace_lang") or "zh-hans"
-        translation.activate(chosen)
-        request.LANGUAGE_CODE = chosen
-        response = self.get_response(request)
-        # The console may switch to the workspace's language once it knows the
-        # workspace, after this middleware ran: report what was actually used.
-        response.headers.setdefault("Content-Language", translation.get_language() or chosen)
+        # for this request only: the thread goes back to the language it had, so what runs
+        # on it next (another request, a test's direct call of an action that stores
+        # translated text) does not inherit this session's choice
+        with translation.override(chosen):
+            request.LANGUAGE_CODE = chosen
+            response = self.get_response(request)
+            # The console may switch to the workspace's language once it knows the
+            # workspace, after this middleware ran: report what was actually used.
+            response.headers.setdefault("Content-Language", translation.get_language() or chosen)
         return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from siyu.accounts.actions import do_update_staff
 from siyu.accounts.models import Role
@@ -180,6 +181,25 @@ def test_lang_parameter_switches_to_english_for_the_session():
     assert later["Content-Language"] == "en"
     assert "New tag group" in later.content.decode()
     assert client.get("/console/tags/?lang=zh-hans")["Content-Language"] == "zh-hans"
+
+
+def test_a_console_request_leaves_the_threads_language_as_it_found_it():
+    # given an English workspace's console, and the thread speaking Chinese (the default)
+    ws = make_workspace(language="en")
+    staff = make_staff(ws, Role.OWNER)
+    client = Client()
+    client.force_login(staff.user)
+    translation.activate("zh-hans")
+
+    # when a page is served in English (the session's and then the workspace's choice)
+    response = client.get("/console/contacts/?lang=en")
+
+    # then only that request spoke English: what runs next on the thread still speaks Chinese
+    assert response["Content-Language"] == "en"
+    assert translation.get_language() == "zh-hans"
+    with translation.override("en"):
+        client.get("/console/tags/?lang=zh-hans")
+        assert translation.get_language() == "en"
 
 
 def test_an_english_workspace_speaks_english_by_default():
