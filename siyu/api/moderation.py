@@ -17,7 +17,7 @@ from siyu.contacts.queries import get_visible_contact, get_visible_contacts, vis
 from siyu.core.phones import mask_digit_runs
 from siyu.moderation import actions
 from siyu.moderation.models import BlacklistEntry, ModerationCase
-from siyu.moderation.queries import get_visible_entries, visible_blacklist
+from siyu.moderation.queries import find_blacklist, get_visible_entries, visible_blacklist
 
 router = Router(tags=["moderation"])
 
@@ -82,6 +82,7 @@ class BlacklistOut(Schema):
 class BlacklistFilters(Schema):
     include_lifted: bool = False
     contact_id: int | None = None
+    q: str = Field("", max_length=100, description="name, city, phone, external reference, a channel id they used, or part of the reason")
 
 
 class BlacklistIn(Schema):
@@ -121,13 +122,12 @@ def _visible_entries(request: HttpRequest) -> Any:
 @paginate(Page)
 def list_blacklist(request: HttpRequest, filters: Query[BlacklistFilters]) -> Any:
     """The blacklist (黑名单), newest first: standing entries (``include_lifted`` for the
-    lifted ones too). An agent sees only their own contacts' entries."""
-    qs = _visible_entries(request)
-    if not filters.include_lifted:
-        qs = qs.filter(lifted_at__isnull=True)
-    if filters.contact_id is not None:
-        qs = qs.filter(contact_id=filters.contact_id)
-    return qs.order_by("-created_at", "-id")
+    lifted ones too); ``q`` finds a contact by name, city, phone, external reference or a
+    channel id they used, or an entry by part of its reason. An agent sees only their own
+    contacts' entries."""
+    require(me(request), Perm.VIEW_GROUPS)
+    return find_blacklist(ws(request), me(request), q=filters.q, state="all" if filters.include_lifted else "standing",
+                          contact_id=filters.contact_id).select_related("contact")
 
 
 @router.post("/moderation/blacklist", response={201: BlacklistOut, 200: BlacklistOut, **ERRORS})

@@ -102,17 +102,25 @@ def filter_contacts(
         qs = qs.filter(owner_id=owner_id)
     if channel:
         qs = qs.filter(source_channel=channel)
-    if q:
-        q = q.strip()
-        cond = Q(name__icontains=q) | Q(external_ref=q) | Q(city__icontains=q)
-        digits = q.replace(" ", "").replace("-", "")
-        if digits.lstrip("+").isdigit() and len(digits) >= 7:
-            try:
-                cond |= Q(phone_hash=crypto.lookup_hash(normalize_phone(digits)))
-            except ValidationFailed:
-                pass
-        qs = qs.filter(cond)
+    if q and q.strip():
+        qs = qs.filter(contact_matches(q))
     return qs
+
+
+def contact_matches(q: str, prefix: str = "") -> Q:
+    """The search box's condition on a contact: part of the name or city, the external
+    reference exactly, or — for a query of 7+ digits — the phone number exactly (through
+    its keyed hash: phones are stored encrypted). ``prefix`` (``"contact__"``) applies it
+    to a related contact."""
+    q = q.strip()
+    cond = Q(**{f"{prefix}name__icontains": q}) | Q(**{f"{prefix}external_ref": q}) | Q(**{f"{prefix}city__icontains": q})
+    digits = q.replace(" ", "").replace("-", "")
+    if digits.lstrip("+").isdigit() and len(digits) >= 7:
+        try:
+            cond |= Q(**{f"{prefix}phone_hash": crypto.lookup_hash(normalize_phone(digits))})
+        except ValidationFailed:
+            pass
+    return cond
 
 
 def contact_tags(contact: Contact) -> list[ContactTag]:

@@ -78,15 +78,16 @@ def _line(entry: dict[str, Any]) -> str:
 def blacklist_list_command(
     workspace: _WorkspaceOpt,
     include_lifted: Annotated[bool, typer.Option("--include-lifted", help="Also the entries that were lifted.")] = False,
+    q: Annotated[str, typer.Option("--q", help="Name, city, phone, external reference, a channel id they used, or part of the reason.")] = "",
     json_out: _JsonFlag = False,
 ) -> None:
-    """The standing entries, newest first."""
-    from siyu.moderation.queries import visible_blacklist
+    """The standing entries (with --include-lifted, all), newest first; --q searches them."""
+    from siyu.moderation.queries import find_blacklist
 
     with command(json_out):
-        qs = visible_blacklist(workspace_by_slug(workspace), None).select_related("contact").order_by("-created_at", "-id")
-        rows = [blacklist_entry(e) for e in (qs if include_lifted else qs.filter(lifted_at__isnull=True))]
-        emit(json_out, rows, "\n".join(_line(r) for r in rows) or "nobody is blacklisted")
+        qs = find_blacklist(workspace_by_slug(workspace), None, q=q, state="all" if include_lifted else "standing")
+        rows = [blacklist_entry(e) for e in qs.select_related("contact")]
+        emit(json_out, rows, "\n".join(_line(r) for r in rows) or ("no entry matches" if q.strip() else "nobody is blacklisted"))
 
 
 @blacklist_app.command("add")

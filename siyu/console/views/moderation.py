@@ -34,7 +34,7 @@ from siyu.moderation.actions import (
 )
 from siyu.moderation.models import ModerationCase, ModerationPolicy, WordList, WordListKind
 from siyu.moderation.policy import DEFAULT_ACTIONS, Policy, Verdict
-from siyu.moderation.queries import get_visible_entries, visible_blacklist
+from siyu.moderation.queries import find_blacklist, get_visible_entries, visible_blacklist
 
 PAGE_SIZE = 50
 #: what a case may have done, in the order the page lists it
@@ -140,18 +140,17 @@ def case_undo(request: HttpRequest, console: Console, case_id: int) -> HttpRespo
 def blacklist(request: HttpRequest, console: Console) -> HttpResponse:
     """The blacklist (黑名单): who is banned from every group, why, since when; lift."""
     state = request.GET.get("state", "")
-    qs = visible_blacklist(console.workspace, console.staff).select_related("contact", "case")
-    if state == "lifted":
-        qs = qs.filter(lifted_at__isnull=False)
-    elif state != "all":
+    if state not in ("lifted", "all"):
         state = ""
-        qs = qs.filter(lifted_at__isnull=True)
-    page = Paginator(qs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    q = request.GET.get("q", "").strip()[:100]
+    qs = find_blacklist(console.workspace, console.staff, q=q, state=state or "standing").select_related("contact", "case")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     linkable = set(visible_contacts(console.workspace, console.staff).filter(pk__in=[e.contact_id for e in page.object_list])
                    .values_list("pk", flat=True))
     return render(request, "console/moderation/blacklist.html", {
         "section": "moderation", "tab": "blacklist", "page": page, "state": state, "linkable": linkable,
-        "page_links": page_numbers(page.number, page.paginator.num_pages), "querystring": urlencode({"state": state} if state else {}),
+        "page_links": page_numbers(page.number, page.paginator.num_pages), "q": q,
+        "querystring": urlencode({k: v for k, v in (("state", state), ("q", q)) if v}),
     })
 
 

@@ -351,3 +351,72 @@ def test_the_cli_blacklists_and_lifts_several_at_once():
     assert unknown.exit_code != 0 and "999999" in unknown.output
     gone = CliRunner().invoke(moderation_app, ["blacklist", "lift", str(one["id"]), "888888", "--workspace", ws.slug, "--json"])
     assert gone.exit_code != 0 and "888888" in gone.output
+
+
+def _searchable_blacklist():
+    """Four entries: a spammer known by a WeCom-style id, one by a phone number, one with a
+    telling reason, and one lifted; plus another workspace's entry with the same name."""
+    ws, owner, _account, _room, _offline, spammer = _world()  # 广告哥, channel id spam1
+    by_phone = make_contact(ws, name="刷单哥", phone="13812345678")
+    by_reason = make_contact(ws, name="路人甲")
+    lifted = make_contact(ws, name="广告妹")
+    entries = {
+        "spammer": do_blacklist_contact(spammer, owner, reason="发广告"),
+        "phone": do_blacklist_contact(by_phone, owner, reason="刷单"),
+        "reason": do_blacklist_contact(by_reason, owner, reason="冒充客服骗红包"),
+        "lifted": do_blacklist_contact(lifted, owner, reason="发广告"),
+    }
+    do_lift_blacklist(entries["lifted"], owner, note="申诉通过")
+    other = make_workspace()
+    do_blacklist_contact(make_contact(other, name="广告哥"), None, reason="发广告")
+    return ws, owner, entries
+
+
+def test_finding_an_entry_by_name_phone_channel_id_or_reason():
+    from siyu.moderation.queries import find_blacklist
+
+    ws, owner, entries = _searchable_blacklist()
+
+    def found(q, state="standing"):
+        return [e.pk for e in find_blacklist(ws, owner, q=q, state=state)]
+
+    assert found("广告哥") == [entries["spammer"].pk]  # part of the name; not the other workspace's namesake
+    assert found("138 1234 5678") == [entries["phone"].pk]  # the whole phone number, however written
+    assert found("1381234") == []  # a phone is matched whole (it is stored encrypted)
+    assert found("spam1") == [entries["spammer"].pk]  # the id they used in the chat, exactly
+    assert found("spam") == []
+    assert found("骗红包") == [entries["reason"].pk]  # part of the reason
+    assert found("广告") == [entries["spammer"].pk]  # standing entries only by default
+    assert found("广告", "all") == [entries["lifted"].pk, entries["spammer"].pk]  # newest first
+    assert found("广告", "lifted") == [entries["lifted"].pk]
+    assert found("  ") == [entries["reason"].pk, entries["phone"].pk, entries["spammer"].pk]
+    with pytest.raises(ValidationFailed) as raised:
+        find_blacklist(ws, owner, state="gone")
+    assert raised.value.code == "invalid_state"
+    # an agent searches only their own contacts' entries
+    agent = make_staff(ws, Role.AGENT)
+    assert [e.pk for e in find_blacklist(ws, agent, q="广告哥")] == []
+
+
+def test_the_api_console_and_cli_search_the_blacklist():
+    ws, owner, entries = _searchable_blacklist()
+    auth = {"Authorization": f"Bearer {make_token(owner)}"}
+    api = Client()
+
+    items = api.get("/api/v1/moderation/blacklist", {"q": "spam1"}, headers=auth).json()["items"]
+    assert [e["id"] for e in items] == [entries["spammer"].pk]
+    items = api.get("/api/v1/moderation/blacklist", {"q": "发广告", "include_lifted": "true"}, headers=auth).json()["items"]
+    assert [e["id"] for e in items] == [entries["lifted"].pk, entries["spammer"].pk]
+    assert api.get("/api/v1/moderation/blacklist", {"q": "x" * 101}, headers=auth).status_code == 422
+
+    console = Client()
+    console.force_login(owner.user)
+    page = console.get("/console/moderation/blacklist/", {"q": "13812345678"}).content.decode()
+    assert f'id="entry-{entries["phone"].pk}"' in page and f'id="entry-{entries["spammer"].pk}"' not in page
+    assert 'value="13812345678"' in page  # the search stays in its box
+    page = console.get("/console/moderation/blacklist/", {"q": "没有这个人", "lang": "en"}).content.decode()
+    assert "No entry matches this search." in page and 'id="entry-' not in page
+
+    result = CliRunner().invoke(moderation_app, ["blacklist", "list", "--q", "骗红包", "--workspace", ws.slug, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [e["id"] for e in json.loads(result.output)] == [entries["reason"].pk]
