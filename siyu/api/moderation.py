@@ -13,6 +13,7 @@ from pydantic import Field
 from siyu.accounts.permissions import Perm, has_perm, require
 from siyu.api.auth import me, ws
 from siyu.api.common import ERRORS, Page
+from siyu.channels.models import ChannelAccount
 from siyu.contacts.queries import get_visible_contact, get_visible_contacts, visible_contacts
 from siyu.core.phones import mask_digit_runs
 from siyu.moderation import actions
@@ -99,6 +100,17 @@ class BulkBlacklistIn(Schema):
     reason: str = Field("", max_length=300)
 
 
+class ChannelPerson(Schema):
+    external_id: str = Field(..., min_length=1, max_length=200, description="the id they use on the account's channel")
+    name: str = Field("", max_length=100)
+
+
+class BlacklistByIdIn(Schema):
+    account_id: int = Field(..., description="the channel account the ids belong to")
+    people: list[ChannelPerson] = Field(..., min_length=1, max_length=actions.MAX_BULK_BLACKLIST)
+    reason: str = Field("", max_length=300)
+
+
 class BulkBlacklistOut(Schema):
     created: list[BlacklistOut] = Field(description="entries made now")
     existing: list[BlacklistOut] = Field(description="the standing entries of contacts already blacklisted")
@@ -146,6 +158,17 @@ def blacklist_contacts(request: HttpRequest, payload: BulkBlacklistIn) -> Any:
     does; all or none — an id this caller cannot see is a 404 naming it, and nothing changes."""
     contacts = get_visible_contacts(ws(request), me(request), payload.contact_ids)
     created, existing = actions.do_blacklist_contacts(contacts, me(request), reason=payload.reason)
+    return {"created": created, "existing": existing}
+
+
+@router.post("/moderation/blacklist/by-channel-id", response={200: BulkBlacklistOut, **ERRORS})
+def blacklist_channel_ids(request: HttpRequest, payload: BlacklistByIdIn) -> Any:
+    """Blacklist up to 500 people by the id they use on a channel account (按渠道账号拉黑),
+    seen before or not: an unknown id becomes a contact with that identity, so they are
+    removed the moment they join or speak in any group. All or none."""
+    account = ChannelAccount.objects.get_in_workspace(ws(request), pk=payload.account_id)
+    created, existing = actions.do_blacklist_identities(account, me(request), [(p.external_id, p.name) for p in payload.people],
+                                                        reason=payload.reason)
     return {"created": created, "existing": existing}
 
 

@@ -100,6 +100,7 @@ urlpatterns = [
     path("moderation/blacklist/", moderation.blacklist, name="moderation_blacklist"),
     path("moderation/blacklist/<int:entry_id>/lift/", moderation.blacklist_lift, name="moderation_blacklist_lift"),
     path("moderation/blacklist/lift/", moderation.blacklist_bulk_lift, name="moderation_blacklist_bulk_lift"),
+    path("moderation/blacklist/by-channel-id/", moderation.blacklist_by_channel_id, name="moderation_blacklist_by_channel_id"),
     path("contacts/bulk-blacklist/", moderation.contacts_bulk_blacklist, name="contacts_bulk_blacklist"),
     path("contacts/<int:contact_id>/blacklist/", moderation.contact_blacklist, name="contact_blacklist"),
     path("moderation/policy/", moderation.policy, name="moderation_policy"),

@@ -408,6 +408,54 @@ def do_blacklist_contacts(contacts: list[Contact], actor: Staff | None, *, reaso
     return [e for e in entries if e.contact_id not in standing], [e for e in entries if e.contact_id in standing]
 
 
+def parse_channel_ids(text: str) -> list[tuple[str, str]]:
+    """(channel id, name) pairs from a list as operators paste or share it: one person per
+    line, ``id`` or ``id<TAB>name`` (``id,name`` too); blank lines and ``#`` comments skipped."""
+    people = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            external_id, _sep, name = line.partition("\t") if "\t" in line else line.partition(",")
+            people.append((external_id.strip(), name.strip()))
+    return people
+
+
+def do_blacklist_identities(
+    account: ChannelAccount, actor: Staff | None, people: list[tuple[str, str]], *, reason: str = "",
+) -> tuple[list[BlacklistEntry], list[BlacklistEntry]]:
+    """Blacklist people by the id they use on a channel account (按渠道账号拉黑), whether
+    or not they were ever seen: a shared list of known spammers' Matrix ids, a WeCom
+    external id copied from another group. ``people`` are (external id, name — may be
+    empty) pairs. Each unknown id becomes a contact with that identity (source: the
+    account's channel, campaign ``blacklist``), so the blacklist holds the moment they
+    join or speak in any group; a known id is its contact. Then as
+    :func:`do_blacklist_contacts`, all or none. Returns (new entries, entries that stood
+    already), in the order given; an id given twice counts once."""
+    from siyu.contacts.actions import do_ensure_contact_for_identity
+
+    require(actor, Perm.MANAGE_GROUPS)
+    if actor is not None and actor.workspace_id != account.workspace_id:
+        raise NotFound("channel account not found", code="account_not_found")
+    unique: dict[str, str] = {}
+    for external_id, name in people:
+        external_id, name = str(external_id).strip(), str(name or "").strip()
+        if not external_id or len(external_id) > 200:
+            raise ValidationFailed(f"a channel id is 1 to 200 characters: {external_id[:40]!r}", code="invalid_external_id")
+        if len(name) > 100:
+            raise ValidationFailed(f"a name is at most 100 characters: {name[:40]!r}…", code="invalid_name")
+        unique.setdefault(external_id, name)
+    if not unique:
+        raise ValidationFailed("name at least one channel id", code="no_external_ids")
+    if len(unique) > MAX_BULK_BLACKLIST:
+        raise ValidationFailed(f"at most {MAX_BULK_BLACKLIST} channel ids at once", code="too_many_external_ids")
+    with transaction.atomic():  # a refusal below (the reason, say) takes the new contacts back too
+        contacts = [
+            do_ensure_contact_for_identity(account, external_id, name=name, source_channel=account.kind, source_campaign="blacklist")[0]
+            for external_id, name in unique.items()
+        ]
+        return do_blacklist_contacts(contacts, actor, reason=reason)
+
+
 def do_lift_blacklist_entries(entries: list[BlacklistEntry], actor: Staff | None, *, note: str = "") -> list[BlacklistEntry]:
     """Lift several entries at once (批量解除), each as :func:`do_lift_blacklist` does, all
     or none. Returns the entries that were standing and are lifted now."""

@@ -1,5 +1,5 @@
 """``siyu moderation check``: the verdict for a text (and/or an image) without writing;
-``siyu moderation blacklist list|add|lift``: the blacklist (黑名单)."""
+``siyu moderation blacklist list|add|add-ids|lift``: the blacklist (黑名单)."""
 
 from __future__ import annotations
 
@@ -113,6 +113,49 @@ def blacklist_add_command(
             emit(json_out, row, _line(row))
             return
         created, existing = do_blacklist_contacts(contacts, actor, reason=reason)
+        result = {"created": [blacklist_entry(e) for e in created], "existing": [blacklist_entry(e) for e in existing]}
+        emit(json_out, result, "\n".join([f"blacklisted {len(created)}, already blacklisted {len(existing)}",
+                                           *(_line(r) for r in result["created"] + result["existing"])]))
+
+
+def read_people(ids: list[str], file: Path | None) -> list[tuple[str, str]]:
+    """(channel id, name) pairs from the arguments and from ``file`` (one person per line,
+    as :func:`siyu.moderation.actions.parse_channel_ids` reads them)."""
+    from siyu.moderation.actions import parse_channel_ids
+
+    people = [(i, "") for i in ids]
+    if file is not None:
+        try:
+            people += parse_channel_ids(file.read_text("utf-8-sig"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not people:
+        raise UsageError("give one or more channel ids, or --file FILE")
+    return people
+
+
+@blacklist_app.command("add-ids")
+def blacklist_add_ids_command(
+    workspace: _WorkspaceOpt,
+    account: Annotated[int, typer.Option("--account", help="The channel account the ids belong to.")],
+    external_ids: Annotated[list[str] | None, typer.Argument(help="Channel ids (a Matrix id, a WeCom external id).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="One id per line, optionally id<TAB>name or id,name; # comments.")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (≤ 300 characters).")] = "",
+    staff: _StaffOpt = None,
+    json_out: _JsonFlag = False,
+) -> None:
+    """Blacklist people by the id they use on a channel account (按渠道账号拉黑), seen
+    before or not: they are removed the moment they join or speak in any group. Up to 500,
+    all or none; prints {"created": [...], "existing": [...]}."""
+    from siyu.channels.models import ChannelAccount
+    from siyu.cli.runtime import staff_or_system
+    from siyu.moderation.actions import do_blacklist_identities
+
+    with command(json_out):
+        people = read_people(external_ids or [], file)
+        ws = workspace_by_slug(workspace)
+        channel = ChannelAccount.objects.get_in_workspace(ws, pk=account)
+        created, existing = do_blacklist_identities(channel, staff_or_system(ws, staff), people, reason=reason)
         result = {"created": [blacklist_entry(e) for e in created], "existing": [blacklist_entry(e) for e in existing]}
         emit(json_out, result, "\n".join([f"blacklisted {len(created)}, already blacklisted {len(existing)}",
                                            *(_line(r) for r in result["created"] + result["existing"])]))

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from siyu.accounts.permissions import Perm
+from siyu.channels.models import ChannelAccount
 from siyu.communities.models import Group
 from siyu.console.workspace import Console, back, console_view, page_numbers
 from siyu.contacts.queries import get_visible_contact, get_visible_contacts, visible_contacts
@@ -26,11 +27,13 @@ from siyu.moderation.actions import (
     check_message,
     do_blacklist_contact,
     do_blacklist_contacts,
+    do_blacklist_identities,
     do_lift_blacklist,
     do_lift_blacklist_entries,
     do_save_word_list,
     do_set_policy,
     do_undo_case,
+    parse_channel_ids,
 )
 from siyu.moderation.models import ModerationCase, ModerationPolicy, WordList, WordListKind
 from siyu.moderation.policy import DEFAULT_ACTIONS, Policy, Verdict
@@ -147,8 +150,9 @@ def blacklist(request: HttpRequest, console: Console) -> HttpResponse:
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     linkable = set(visible_contacts(console.workspace, console.staff).filter(pk__in=[e.contact_id for e in page.object_list])
                    .values_list("pk", flat=True))
+    accounts = list(ChannelAccount.objects.in_workspace(console.workspace).order_by("name")) if console.can(Perm.MANAGE_GROUPS) else []
     return render(request, "console/moderation/blacklist.html", {
-        "section": "moderation", "tab": "blacklist", "page": page, "state": state, "linkable": linkable,
+        "section": "moderation", "tab": "blacklist", "page": page, "state": state, "linkable": linkable, "accounts": accounts,
         "page_links": page_numbers(page.number, page.paginator.num_pages), "q": q,
         "querystring": urlencode({k: v for k, v in (("state", state), ("q", q)) if v}),
     })
@@ -176,6 +180,23 @@ def blacklist_bulk_lift(request: HttpRequest, console: Console) -> HttpResponse:
     lifted = do_lift_blacklist_entries(entries, console.staff, note=request.POST.get("note", ""))
     messages.success(request, _("Lifted %(count)d of %(selected)d selected entries: those contacts may join groups again.")
                      % {"count": len(lifted), "selected": len(entries)})
+    return back(request, fallback)
+
+
+@require_POST
+@console_view(Perm.MANAGE_GROUPS)
+def blacklist_by_channel_id(request: HttpRequest, console: Console) -> HttpResponse:
+    """Blacklist people by the id they use on a channel account, pasted one per line
+    (按渠道账号拉黑): known spammers are out the moment they join any group."""
+    fallback = reverse("console:moderation_blacklist")
+    people = parse_channel_ids(request.POST.get("ids", ""))
+    if not people:
+        messages.warning(request, _("Paste at least one channel id."))
+        return back(request, fallback)
+    account = ChannelAccount.objects.get_in_workspace(console.workspace, pk=request.POST.get("account", ""))
+    created, existing = do_blacklist_identities(account, console.staff, people, reason=request.POST.get("reason", ""))
+    messages.success(request, _("Blacklisted %(count)d channel ids (%(already)d were already): they are removed the moment they join or speak in any group.")
+                     % {"count": len(created), "already": len(existing)})
     return back(request, fallback)
 
 

@@ -420,3 +420,103 @@ def test_the_api_console_and_cli_search_the_blacklist():
     result = CliRunner().invoke(moderation_app, ["blacklist", "list", "--q", "骗红包", "--workspace", ws.slug, "--json"])
     assert result.exit_code == 0, result.output
     assert [e["id"] for e in json.loads(result.output)] == [entries["reason"].pk]
+
+
+def test_people_blacklisted_by_channel_id_are_removed_the_moment_they_join(django_capture_on_commit_callbacks):
+    from siyu.moderation.actions import do_blacklist_identities, parse_channel_ids
+
+    # given a shared list of known spammers' ids: one never seen, one who is already a contact, one twice
+    _ws, owner, account, room, _offline, spammer = _world()  # 广告哥 is known as spam1
+    people = parse_channel_ids("# 共享黑名单\n\nghost9\t幽灵号\nspam1\n ghost9 ,又一次\n")
+    assert people == [("ghost9", "幽灵号"), ("spam1", ""), ("ghost9", "又一次")]
+
+    created, existing = do_blacklist_identities(account, owner, people, reason="共享黑名单")
+
+    # then each id is blacklisted once: the stranger as a new contact with that identity, the known one as their contact
+    assert existing == [] and [e.contact.name for e in created] == ["幽灵号", "广告哥"]
+    ghost = created[0].contact
+    assert (ghost.source_channel, ghost.source_campaign) == ("sandbox", "blacklist")
+    assert ghost.identities.get().external_id == "ghost9" and created[1].contact_id == spammer.pk
+    assert {e.reason for e in created} == {"共享黑名单"}
+    # and when the stranger joins a group, they are out at once and not welcomed
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _event(room, "j9", "member_joined", member_id="ghost9", member_name="幽灵号") == "processed"
+    assert Membership.objects.get(group=room, contact=ghost).left_at is not None
+    assert OutboxMessage.objects.filter(command="remove_member", payload__member="ghost9").count() == 1
+    # again: nothing new, the entries stand
+    created, existing = do_blacklist_identities(account, owner, [("ghost9", "")])
+    assert created == [] and [e.contact_id for e in existing] == [ghost.pk]
+
+
+def test_blacklisting_by_channel_id_is_checked_and_all_or_nothing():
+    from siyu.contacts.models import Contact
+    from siyu.moderation.actions import MAX_BULK_BLACKLIST, do_blacklist_identities
+
+    ws, owner, account, _room, _offline, _spammer = _world()
+    contacts_before = Contact.objects.filter(workspace=ws).count()
+    refused = [
+        ([], {}, "no_external_ids"),
+        ([("", "")], {}, "invalid_external_id"),
+        ([("x" * 201, "")], {}, "invalid_external_id"),
+        ([("ok1", "名" * 101)], {}, "invalid_name"),
+        ([(f"id{i}", "") for i in range(MAX_BULK_BLACKLIST + 1)], {}, "too_many_external_ids"),
+        ([("ok1", ""), ("ok2", "")], {"reason": "长" * 301}, "invalid_reason"),  # refused after the contacts were made: taken back
+    ]
+    for people, options, code in refused:
+        with pytest.raises(ValidationFailed) as raised:
+            do_blacklist_identities(account, owner, people, **options)
+        assert raised.value.code == code
+    with pytest.raises(Forbidden):
+        do_blacklist_identities(account, make_staff(ws, Role.AGENT), [("ok1", "")])
+    from siyu.core.errors import NotFound
+
+    with pytest.raises(NotFound):  # another workspace's staff cannot use this account
+        do_blacklist_identities(account, make_staff(make_workspace()), [("ok1", "")])
+    assert Contact.objects.filter(workspace=ws).count() == contacts_before
+    assert not BlacklistEntry.objects.exists()
+
+
+def test_the_api_cli_and_console_blacklist_by_channel_id(tmp_path):
+    ws, owner, account, _room, _offline, spammer = _world()
+    other_account = do_create_channel_account(make_workspace(), None, kind="sandbox", name="别人的")
+    auth = {"Authorization": f"Bearer {make_token(owner)}"}
+    api = Client()
+
+    def post(body):
+        return api.post("/api/v1/moderation/blacklist/by-channel-id", body, content_type="application/json", headers=auth)
+
+    done = post({"account_id": account.pk, "people": [{"external_id": "@ghost:example.org", "name": "幽灵"}, {"external_id": "spam1"}],
+                 "reason": "共享黑名单"})
+    assert done.status_code == 200, done.content
+    assert [e["contact_id"] for e in done.json()["created"]][1] == spammer.pk and done.json()["existing"] == []
+    assert post({"account_id": other_account.pk, "people": [{"external_id": "x"}]}).status_code == 404
+    assert post({"account_id": account.pk, "people": []}).status_code == 422
+    assert post({"account_id": account.pk, "people": [{"external_id": ""}]}).status_code == 422
+    agent = {"Authorization": f"Bearer {make_token(make_staff(ws, Role.AGENT))}"}
+    refused = api.post("/api/v1/moderation/blacklist/by-channel-id", {"account_id": account.pk, "people": [{"external_id": "y"}]},
+                       content_type="application/json", headers=agent)
+    assert refused.status_code == 403
+
+    listing = tmp_path / "spammers.txt"
+    listing.write_text("# from the brand group chat\n@ghost:example.org\n@new:example.org\t新号\n", encoding="utf-8")
+    result = CliRunner().invoke(moderation_app, ["blacklist", "add-ids", "@third:example.org", "--file", str(listing), "--account", str(account.pk),
+                                                 "--workspace", ws.slug, "--reason", "共享黑名单", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert [e["contact_name"] for e in out["created"]] == ["@third:example.org", "新号"] and len(out["existing"]) == 1
+    missing = CliRunner().invoke(moderation_app, ["blacklist", "add-ids", "--account", str(account.pk), "--workspace", ws.slug, "--json"])
+    assert missing.exit_code == 2 and json.loads(missing.output)["error"]["code"] == "usage"
+
+    console = Client()
+    console.force_login(owner.user)
+    page = console.get("/console/moderation/blacklist/", {"lang": "en"}).content.decode()
+    assert 'id="by-channel-id"' in page and f'<option value="{account.pk}">' in page
+    console.post("/console/moderation/blacklist/by-channel-id/", {"account": account.pk, "ids": "wmFOURTH,第四个\n", "reason": "群发广告"})
+    entry = BlacklistEntry.objects.get(contact__identities__external_id="wmFOURTH")
+    assert (entry.contact.name, entry.reason) == ("第四个", "群发广告")
+    # another workspace's account is not found; an agent sees no form and may not post
+    assert console.post("/console/moderation/blacklist/by-channel-id/", {"account": other_account.pk, "ids": "z"}).status_code == 404
+    console.force_login(make_staff(ws, Role.AGENT).user)
+    assert 'id="by-channel-id"' not in console.get("/console/moderation/blacklist/").content.decode()
+    assert console.post("/console/moderation/blacklist/by-channel-id/", {"account": account.pk, "ids": "z"}).status_code in (403, 404)
+    assert not BlacklistEntry.objects.filter(contact__identities__external_id="z").exists()
