@@ -235,3 +235,38 @@ def test_staff_removal_and_the_blacklist_kick_in_the_real_room(matrix: MatrixCas
         ("remove_member", OutboxStatus.SENT), ("remove_member", OutboxStatus.SENT), ("send_message", OutboxStatus.SENT),
     ]
     assert not Membership.objects.filter(group=group, contact_id=stay.contact_id, left_at__isnull=True).exists()
+
+
+def test_a_known_spammer_banned_by_matrix_id_is_kicked_on_first_join(matrix: MatrixCast, siyu_side) -> None:
+    account, api, auth = siyu_side
+    alice, bob, bot_id = matrix.alice, matrix.bob, matrix.bot.user_id
+
+    # given a room with the bot a moderator and a welcome set, and bob's Matrix id on a shared
+    # spammer list — banned by id (按渠道账号拉黑) before siyu has ever seen him
+    room = alice.create_room("徐汇福利群", invite=[bot_id])
+    with RunningListener(account):
+        group = _bot_moderates(account, alice, bot_id, room)
+        do_update_group(group, None, welcome_message=WELCOME)
+        assert not Membership.objects.filter(contact__identities__external_id=bob.user_id).exists()
+        response = api.post("/api/v1/moderation/blacklist/by-channel-id",
+                            {"account_id": account.pk, "people": [{"external_id": bob.user_id, "name": "广告号"}], "reason": "共享黑名单"},
+                            content_type="application/json", headers=auth)
+        assert response.status_code == 200, response.content
+        assert [e["contact_name"] for e in response.json()["created"]] == ["广告号"]
+
+        # when alice lets him in
+        alice.invite(room, bob.user_id)
+        bob.join(room)
+
+        # then the bot kicks him at once, posts the removal notice, and does not welcome him
+        kicked = wait_for("bob to be removed", lambda: _left(alice.membership(room, bob.user_id)))
+        assert kicked["sender"] == bot_id
+        wait_for("the removal notice", lambda: [
+            e for e in alice.texts_from(room, bot_id) if e["content"].get("body", "").startswith("因系统检测到")
+        ])
+        assert not [e for e in alice.texts_from(room, bot_id) if e["content"].get("body", "").startswith(WELCOME.split("{")[0])]
+
+    assert not Membership.objects.filter(group=group, contact__identities__external_id=bob.user_id, left_at__isnull=True).exists()
+    assert [(o.command, o.status) for o in OutboxMessage.objects.filter(account=account).order_by("id")] == [
+        ("remove_member", OutboxStatus.SENT), ("send_message", OutboxStatus.SENT),
+    ]
