@@ -7,6 +7,7 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.utils import timezone
 
 from siyu.channels.actions import do_create_channel_account
 from siyu.channels.inbox import process
@@ -66,7 +67,7 @@ def test_old_removal_tasks_get_their_group_and_contact_back_from_their_keys():
     # the carried ban's key names the case by number, and someone else in the workspace has that
     # number as a contact id (ids restart per test on SQLite, not on PostgreSQL: made so here)
     if not Contact.objects.filter(pk=case2.pk).exists():
-        Contact.objects.create(pk=case2.pk, workspace=ws, name="同号路人")
+        Contact.objects.create(pk=case2.pk, workspace=ws, name="同号路人", created_at=timezone.now(), updated_at=timezone.now())
     assert case2.pk != contacts["ad2"].pk and Contact.objects.filter(workspace=ws, pk=case2.pk).exists()
     assert named == {
         f"task:mod:{message1}:remove": (rooms[0].pk, contacts["ad1"].pk),
