@@ -61,12 +61,12 @@ def fit_bgnbd_command(
 ) -> None:
     """Fit BG/NBD (and Gamma-Gamma with amounts) by maximum likelihood; print the
     parameters, fit diagnostics and, with --calibration-end, the holdout report."""
-    from siyu.analytics.queries import BgNbdQuery
-    from siyu.analytics.runners import run_query
-    from siyu.analytics.sources import DataSource, TransactionFileSource, WorkspaceSource
-    from siyu.analytics.transactions import read_transactions_csv
-
     with command(json_out):
+        from siyu.analytics.queries import BgNbdQuery
+        from siyu.analytics.runners import run_query
+        from siyu.analytics.sources import DataSource, TransactionFileSource, WorkspaceSource
+        from siyu.analytics.transactions import read_transactions_csv
+
         if (transactions is None) == (workspace is None):
             raise UsageError("give either --transactions FILE.csv or --workspace SLUG")
         if freq not in ("D", "W"):

@@ -87,9 +87,9 @@ def _init_text(info: dict[str, Any]) -> str:
 @app.command()
 def init(json_out: JsonFlag = False) -> None:
     """Create the data directory (SIYU_HOME) and bring the database up to date."""
-    from siyu.cli.server import run_init
-
     with command(json_out):
+        from siyu.cli.server import run_init
+
         info = run_init()
         emit(json_out, info, _init_text(info))
 
@@ -102,9 +102,9 @@ def up(
     json_out: JsonFlag = False,
 ) -> None:
     """Run siyu on this machine: init, then the web server and the queue worker until Ctrl-C."""
-    from siyu.cli import server
-
     with command(json_out):
+        from siyu.cli import server
+
         info = server.run_init()
         demo = server.demo_login()
         env = server.child_env()
@@ -149,9 +149,8 @@ def demo(
     json_out: JsonFlag = False,
 ) -> None:
     """Create the demo workspace with generated contacts, groups and events (once)."""
-    from siyu.cli.server import run_init
-
     with command(json_out):
+        from siyu.cli.server import run_init
         from siyu.demo.seed import seed_demo
 
         run_init()  # a first-time user runs `siyu demo` before anything else

@@ -213,10 +213,10 @@ def list_groups_command(
     json_out: JsonFlag = False,
 ) -> None:
     """List the workspace's groups, newest first."""
-    from siyu.communities.models import GroupType, HealthState, Horizon
-    from siyu.core.errors import ValidationFailed
-
     with command(json_out):
+        from siyu.communities.models import GroupType, HealthState, Horizon
+        from siyu.core.errors import ValidationFailed
+
         for value, choices, code in ((group_type, GroupType.values, "invalid_group_type"), (horizon, Horizon.values, "invalid_horizon"),
                                      (health, HealthState.values, "invalid_health")):
             if value is not None and value not in choices:
@@ -247,9 +247,9 @@ def create_command(
     owner: OwnerOpt = None, staff: StaffOpt = None, json_out: JsonFlag = False,
 ) -> None:
     """Create a group (新建社群) with its positioning; options left out take their defaults."""
-    from siyu.communities.actions import do_create_group
-
     with command(json_out):
+        from siyu.communities.actions import do_create_group
+
         ws = workspace_by_slug(workspace)
         fields = group_changes(
             ws, owner=owner, group_type=group_type, horizon=horizon, ends_on=ends_on, dismiss_at_end=dismiss_at_end, end_farewell=end_farewell,
@@ -268,10 +268,10 @@ def update_command(
     owner: OwnerOpt = None, admins: AdminsOpt = None, staff: StaffOpt = None, json_out: JsonFlag = False,
 ) -> None:
     """Change a group's settings: only the options given change."""
-    from siyu.communities.actions import do_update_group
-    from siyu.core.errors import ValidationFailed
-
     with command(json_out):
+        from siyu.communities.actions import do_update_group
+        from siyu.core.errors import ValidationFailed
+
         ws = workspace_by_slug(workspace)
         group = _group(ws, group_id)
         changes = group_changes(
@@ -287,9 +287,9 @@ def update_command(
 @groups_app.command("archive")
 def archive_command(group_id: int, workspace: WorkspaceOpt, staff: StaffOpt = None, json_out: JsonFlag = False) -> None:
     """Archive a group (归档) in siyu: open memberships close (to end it on its channel too: dismiss)."""
-    from siyu.communities.actions import do_archive_group
-
     with command(json_out):
+        from siyu.communities.actions import do_archive_group
+
         ws = workspace_by_slug(workspace)
         group = do_archive_group(_group(ws, group_id), staff_or_system(ws, staff))
         _emit_group(json_out, ws, group.pk, "archived")
@@ -305,9 +305,9 @@ def messages_command(
     json_out: JsonFlag = False,
 ) -> None:
     """A group's messages (群聊记录), newest first, with the moderation verdict on each."""
-    from siyu.communities.queries import group_messages
-
     with command(json_out):
+        from siyu.communities.queries import group_messages
+
         group = _group(workspace_by_slug(workspace), group_id)
         rows = [
             {"id": m.pk, "external_id": m.external_id, "sender_id": m.sender_id, "sender_name": m.sender.name if m.sender else "",
@@ -330,11 +330,11 @@ def remove_member_command(
 ) -> None:
     """Remove a member from a group (移出群聊) on its channel too — or a task for the owner
     where the channel cannot — and close the membership."""
-    from siyu.communities.actions import do_remove_member_on_channel
-    from siyu.communities.models import Membership
-    from siyu.core.errors import NotFound
-
     with command(json_out):
+        from siyu.communities.actions import do_remove_member_on_channel
+        from siyu.communities.models import Membership
+        from siyu.core.errors import NotFound
+
         ws = workspace_by_slug(workspace)
         group = _group(ws, group_id)
         membership = Membership.objects.filter(group=group, contact_id=contact_id, left_at__isnull=True).select_related("contact").first()
@@ -358,10 +358,10 @@ def dismiss_command(
 ) -> None:
     """Dismiss a group (解散群) on its channel — farewell, everyone out, the bot leaves; or a
     task for the owner where the channel cannot — and archive it."""
-    from siyu.communities.actions import do_dismiss_group
-    from siyu.communities.models import Group
-
     with command(json_out):
+        from siyu.communities.actions import do_dismiss_group
+        from siyu.communities.models import Group
+
         ws = workspace_by_slug(workspace)
         group = Group.objects.get_in_workspace(ws, pk=group_id)
         queued = do_dismiss_group(group, staff_or_system(ws, staff), farewell_text=farewell, reason=reason)
@@ -375,9 +375,9 @@ def dismiss_command(
 @groups_app.command("rebuild-activity")
 def rebuild_activity_command(workspace: WorkspaceOpt, json_out: JsonFlag = False) -> None:
     """Recompute the per-member per-day activity counters from stored messages."""
-    from siyu.communities.actions import do_rebuild_activity
-
     with command(json_out):
+        from siyu.communities.actions import do_rebuild_activity
+
         rows = do_rebuild_activity(workspace_by_slug(workspace))
         emit(json_out, {"rows": rows}, f"{rows} counter rows rebuilt")
 

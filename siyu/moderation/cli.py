@@ -82,9 +82,9 @@ def blacklist_list_command(
     json_out: _JsonFlag = False,
 ) -> None:
     """The standing entries (with --include-lifted, all), newest first; --q searches them."""
-    from siyu.moderation.queries import find_blacklist
-
     with command(json_out):
+        from siyu.moderation.queries import find_blacklist
+
         qs = find_blacklist(workspace_by_slug(workspace), None, q=q, state="all" if include_lifted else "standing")
         rows = [blacklist_entry(e) for e in qs.select_related("contact")]
         emit(json_out, rows, "\n".join(_line(r) for r in rows) or ("no entry matches" if q.strip() else "nobody is blacklisted"))
@@ -101,10 +101,11 @@ def blacklist_add_command(
     """Blacklist contacts (拉黑): out of every group now, and whenever they join one. With one
     id, prints its entry; with several (all or none), {"created": [...], "existing": [...]}."""
     from siyu.cli.runtime import staff_or_system
-    from siyu.contacts.queries import get_visible_contacts
-    from siyu.moderation.actions import do_blacklist_contact, do_blacklist_contacts
 
     with command(json_out):
+        from siyu.contacts.queries import get_visible_contacts
+        from siyu.moderation.actions import do_blacklist_contact, do_blacklist_contacts
+
         ws = workspace_by_slug(workspace)
         actor = staff_or_system(ws, staff)
         contacts = get_visible_contacts(ws, actor, contact_ids)
@@ -147,11 +148,12 @@ def blacklist_add_ids_command(
     """Blacklist people by the id they use on a channel account (按渠道账号拉黑), seen
     before or not: they are removed the moment they join or speak in any group. Up to 500,
     all or none; prints {"created": [...], "existing": [...]}."""
-    from siyu.channels.models import ChannelAccount
     from siyu.cli.runtime import staff_or_system
-    from siyu.moderation.actions import do_blacklist_identities
 
     with command(json_out):
+        from siyu.channels.models import ChannelAccount
+        from siyu.moderation.actions import do_blacklist_identities
+
         people = read_people(external_ids or [], file)
         ws = workspace_by_slug(workspace)
         channel = ChannelAccount.objects.get_in_workspace(ws, pk=account)
@@ -172,10 +174,11 @@ def blacklist_lift_command(
     """Lift entries (解除拉黑): the contacts may join groups again. With one id, prints the
     entry; with several (all or none; ones already lifted are skipped), {"lifted": [...]}."""
     from siyu.cli.runtime import staff_or_system
-    from siyu.moderation.actions import do_lift_blacklist, do_lift_blacklist_entries
-    from siyu.moderation.queries import get_visible_entries
 
     with command(json_out):
+        from siyu.moderation.actions import do_lift_blacklist, do_lift_blacklist_entries
+        from siyu.moderation.queries import get_visible_entries
+
         ws = workspace_by_slug(workspace)
         actor = staff_or_system(ws, staff)
         entries = get_visible_entries(ws, actor, entry_ids)
