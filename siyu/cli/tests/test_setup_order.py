@@ -7,6 +7,7 @@ blacklist list`` did. Checked here two ways: every command function of the code 
 import ast
 import json
 from pathlib import Path
+from typing import Any
 
 from siyu.cli.tests.test_server import siyu
 
@@ -46,7 +47,7 @@ def test_the_check_finds_an_import_before_set_up(tmp_path):
 
 
 def test_group_and_blacklist_commands_run_as_real_processes(tmp_path):
-    def run(*args: str) -> tuple[int, object]:
+    def run(*args: str) -> tuple[int, Any]:
         done = siyu(tmp_path, *args, "--json")
         assert "AppRegistryNotReady" not in done.stderr, done.stderr
         return done.returncode, json.loads(done.stdout)
