@@ -68,12 +68,10 @@ auto_replies_app = typer.Typer(help="Keyword auto-replies (关键词自动回复
 groups_app.add_typer(auto_replies_app, name="auto-replies")
 
 
-def group_settings(workspace_slug: str, group_id: int) -> dict[str, Any]:
+def group_settings(group: Group) -> dict[str, Any]:
     """A group's effective settings with the source of each value."""
     from siyu.communities.group_settings import effective
-    from siyu.communities.models import Group
 
-    group = Group.objects.get_in_workspace(workspace_by_slug(workspace_slug), pk=group_id)
     return {"group_id": group.pk, "group": group.name, "effective": effective(group).as_dict()}
 
 
@@ -169,12 +167,13 @@ def settings_command(
     --inherit, change the group's own settings first (群设置)."""
     with command(json_out):
         changes = settings_changes(set_values, inherit)
+        ws = workspace_by_slug(workspace)
+        group = _group(ws, group_id)
         if changes:
             from siyu.communities.actions import do_set_group_settings
 
-            ws = workspace_by_slug(workspace)
-            do_set_group_settings(_group(ws, group_id), staff_or_system(ws, staff), changes)
-        result = group_settings(workspace, group_id)
+            do_set_group_settings(group, staff_or_system(ws, staff), changes)
+        result = group_settings(group)
         lines = [f"{k}: {v['value']!r} ({v['source']})" for k, v in result["effective"].items()]
         emit(json_out, result, "\n".join(lines))
 

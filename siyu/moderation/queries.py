@@ -48,9 +48,10 @@ def find_blacklist(workspace: Workspace, staff: Staff | None, *, q: str = "", st
         qs = qs.filter(lifted_at__isnull=False)
     if contact_id is not None:
         qs = qs.filter(contact_id=contact_id)
-    if q and q.strip():
-        used = ChannelIdentity.objects.filter(Q(external_id=q.strip()) | Q(unionid=q.strip()), workspace=workspace, contact_id=OuterRef("contact_id"))
-        qs = qs.filter(contact_matches(q, "contact__") | Q(reason__icontains=q.strip()) | Exists(used))
+    q = q.strip()
+    if q:
+        used = ChannelIdentity.objects.filter(Q(external_id=q) | Q(unionid=q), workspace=workspace, contact_id=OuterRef("contact_id"))
+        qs = qs.filter(contact_matches(q, "contact__") | Q(reason__icontains=q) | Exists(used))
     return qs.order_by("-created_at", "-id")
 
 
