@@ -633,10 +633,13 @@ def do_ensure_contact_for_identity(
     source_campaign: str = "",
     owner: Staff | None = None,
     created_at: dt.datetime | None = None,
+    actor: Staff | None = None,
 ) -> tuple[Contact, bool]:
     """The contact behind a channel identity, created (with first-touch attribution) the
     first time the identity is seen; returns (contact, created). A merged contact
-    resolves to the one it was merged into."""
+    resolves to the one it was merged into. ``actor`` is the staff member on whose word
+    the identity is entered (a blacklist by channel id), else the channel's own report
+    (``None``, a system action); a new contact and its identity are audited as theirs."""
     identity = ChannelIdentity.objects.select_related("contact").filter(account=account, external_id=external_id).first()
     if identity is not None:
         contact = identity.contact
@@ -646,8 +649,8 @@ def do_ensure_contact_for_identity(
     workspace = Workspace.objects.get(pk=account.workspace_id)
     with transaction.atomic():
         contact = do_create_contact(
-            workspace, None, name=(name or external_id)[:100], source_channel=source_channel, source_campaign=source_campaign,
+            workspace, actor, name=(name or external_id)[:100], source_channel=source_channel, source_campaign=source_campaign,
             owner=owner, created_at=created_at,
         )
-        do_add_identity(contact, None, account=account, external_id=external_id, unionid=unionid)
+        do_add_identity(contact, actor, account=account, external_id=external_id, unionid=unionid)
     return contact, True

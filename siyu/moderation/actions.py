@@ -450,7 +450,7 @@ def do_blacklist_identities(
         raise ValidationFailed(f"at most {MAX_BULK_BLACKLIST} channel ids at once", code="too_many_external_ids")
     with transaction.atomic():  # a refusal below (the reason, say) takes the new contacts back too
         contacts = [
-            do_ensure_contact_for_identity(account, external_id, name=name, source_channel=account.kind, source_campaign="blacklist")[0]
+            do_ensure_contact_for_identity(account, external_id, name=name, source_channel=account.kind, source_campaign="blacklist", actor=actor)[0]
             for external_id, name in unique.items()
         ]
         return do_blacklist_contacts(contacts, actor, reason=reason)

@@ -438,6 +438,11 @@ def test_people_blacklisted_by_channel_id_are_removed_the_moment_they_join(djang
     assert (ghost.source_channel, ghost.source_campaign) == ("sandbox", "blacklist")
     assert ghost.identities.get().external_id == "ghost9" and created[1].contact_id == spammer.pk
     assert {e.reason for e in created} == {"共享黑名单"}
+    # and the new contact and its identity are audited as the staff member's doing, not the system's
+    from siyu.accounts.models import AuditEntry
+
+    made = AuditEntry.objects.filter(target_type="contact", target_id=str(ghost.pk), action__in=["contact.created", "identity.added"])
+    assert sorted((a.action, a.actor_id) for a in made) == [("contact.created", owner.pk), ("identity.added", owner.pk)]
     # and when the stranger joins a group, they are out at once and not welcomed
     with django_capture_on_commit_callbacks(execute=True):
         assert _event(room, "j9", "member_joined", member_id="ghost9", member_name="幽灵号") == "processed"
